@@ -1,0 +1,243 @@
+"""The domain of SPEC §1: datamarts, compartments, user points, identifiers, profiles."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def epoch_ms(moment: datetime | None) -> int | None:
+    """Timestamps reach clients as epoch milliseconds."""
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+class Datamart(models.Model):
+    id = models.PositiveIntegerField(primary_key=True, help_text="Chosen by staff.")
+    name = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class Compartment(models.Model):
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="compartments")
+    compartment_id = models.PositiveIntegerField(
+        help_text="Chosen by staff, unique in its datamart."
+    )
+    name = models.CharField(max_length=255)
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["datamart_id", "compartment_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["datamart", "compartment_id"], name="compartment_id_unique_in_datamart"
+            ),
+            # At most one default per datamart in the database; services keep at least one.
+            models.UniqueConstraint(
+                fields=["datamart"], condition=Q(is_default=True), name="one_default_compartment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.compartment_id})"
+
+
+class UserPoint(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="user_points")
+    creation_ts = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["creation_ts", "id"]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class UserAccount(models.Model):
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    user_point = models.ForeignKey(UserPoint, on_delete=models.CASCADE, related_name="accounts")
+    compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="accounts")
+    user_account_id = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            # A compartment belongs to one datamart, so this is unique in the datamart.
+            models.UniqueConstraint(
+                fields=["compartment", "user_account_id"], name="account_unique_in_compartment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.compartment.compartment_id}/{self.user_account_id}"
+
+
+class UserEmail(models.Model):
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    user_point = models.ForeignKey(UserPoint, on_delete=models.CASCADE, related_name="emails")
+    email_hash = models.CharField(max_length=255)
+    email = models.EmailField(max_length=320, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["datamart", "email_hash"], name="email_hash_unique_in_datamart"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email_hash
+
+
+class UserAgent(models.Model):
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    user_point = models.ForeignKey(UserPoint, on_delete=models.CASCADE, related_name="agents")
+    user_agent_id = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["datamart", "user_agent_id"], name="user_agent_unique_in_datamart"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.user_agent_id
+
+
+class UserProfile(models.Model):
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    user_point = models.ForeignKey(UserPoint, on_delete=models.CASCADE, related_name="profiles")
+    compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="profiles")
+    user_account_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL: anonymous, unlike any account id)
+    properties = models.JSONField(default=dict, blank=True)
+    creation_ts = models.DateTimeField(default=timezone.now, editable=False)
+    last_modified_ts = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # NULL is distinct in unique indexes, so the anonymous profile needs its own constraint.
+            models.UniqueConstraint(
+                fields=["user_point", "compartment", "user_account_id"],
+                condition=Q(user_account_id__isnull=False),
+                name="one_profile_per_point_compartment_account",
+            ),
+            models.UniqueConstraint(
+                fields=["user_point", "compartment"],
+                condition=Q(user_account_id__isnull=True),
+                name="one_anonymous_profile_per_point_compartment",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["datamart", "compartment", "user_account_id"]),
+            models.Index(fields=["datamart", "last_modified_ts", "id"]),
+        ]
+
+    def __str__(self) -> str:
+        account = self.user_account_id or "anonymous"
+        return f"{self.compartment.compartment_id}/{account}"
+
+    def as_client_object(self) -> dict:
+        """The profile object of SPEC §1: system `$` keys first, then the custom properties."""
+        return {
+            "$compartment_id": self.compartment.compartment_id,
+            "$user_account_id": self.user_account_id,
+            "$creation_ts": epoch_ms(self.creation_ts),
+            "$last_modified_ts": epoch_ms(self.last_modified_ts),
+            **self.properties,
+        }
+
+
+class ApiToken(models.Model):
+    """An API token of one datamart; only its SHA-256 digest is stored."""
+
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=255)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(
+        max_length=12, editable=False, help_text="First characters, to recognise it."
+    )
+    created_ts = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_ts = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_ts = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["datamart_id", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_ts is None
+
+
+class DatamartMembership(models.Model):
+    """Which datamarts a staff user may see and change (superusers see all)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datamart_memberships"
+    )
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="memberships")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "datamart"], name="one_membership_per_user_datamart"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.datamart}"
+
+
+class ProfileChange(models.Model):
+    """One recorded change of a profile: when, by whom (staff, API token, import), which keys."""
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+        DELETED = "deleted"
+
+    class Source(models.TextChoices):
+        ADMIN = "admin"
+        API = "api"
+        IMPORT = "import"
+        SYSTEM = "system"
+
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    user_point = models.ForeignKey(
+        UserPoint, on_delete=models.CASCADE, related_name="profile_changes"
+    )
+    # Kept as values, not a foreign key, so the record of a deletion survives the profile.
+    profile_id = models.BigIntegerField(db_index=True)
+    compartment_id = models.PositiveIntegerField()
+    user_account_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL: anonymous, unlike any account id)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    changed_keys = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_token = models.ForeignKey(
+        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The import execution (imports app) that made the change; an id keeps the domain free of imports.
+    execution_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    ts = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-ts", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.source} at {self.ts:%Y-%m-%d %H:%M:%S}"
