@@ -1,0 +1,200 @@
+"""Document imports (named definitions) and their executions (one uploaded file each), SPEC §4."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from profiles.models import ApiToken, Datamart, epoch_ms
+
+
+class DocumentImport(models.Model):
+    class DocumentType(models.TextChoices):
+        USER_PROFILE = "USER_PROFILE"
+
+    class MimeType(models.TextChoices):
+        NDJSON = "APPLICATION_X_NDJSON", "NDJSON (application/x-ndjson)"
+        CSV = "TEXT_CSV", "CSV (text/csv)"
+        JSON = "APPLICATION_JSON", "JSON array (application/json)"
+        XLSX = (
+            "APPLICATION_XLSX",
+            "Excel (application/vnd.openxmlformats-officedocument.spreadsheetml.sheet)",
+        )
+
+    datamart = models.ForeignKey(
+        Datamart, on_delete=models.CASCADE, related_name="document_imports"
+    )
+    name = models.CharField(max_length=255)
+    document_type = models.CharField(
+        max_length=32, choices=DocumentType.choices, default=DocumentType.USER_PROFILE
+    )
+    mime_type = models.CharField(max_length=32, choices=MimeType.choices, default=MimeType.NDJSON)
+    encoding = models.CharField(max_length=32, default="utf-8")
+    created_ts = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["datamart_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_mime_type_display()})"
+
+
+class Execution(models.Model):
+    """One file run through a document import by Celery workers, chunk by chunk."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        RUNNING = "RUNNING"
+        SUCCEEDED = "SUCCEEDED"
+        FAILED = "FAILED"
+        CANCELED = "CANCELED"
+
+    # The only moves a status may make; RUNNING -> RUNNING is a worker resuming after a crash.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.PENDING: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELED}),
+        Status.RUNNING: frozenset(
+            {Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELED}
+        ),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.CANCELED: frozenset(),
+    }
+    COUNTERS = ("created", "updated", "deleted", "unchanged", "not_found", "failed")
+
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    document_import = models.ForeignKey(
+        DocumentImport, on_delete=models.CASCADE, related_name="executions"
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    file = models.FileField(upload_to="imports/%Y/%m/%d/", max_length=500)
+    file_name = models.CharField(
+        max_length=255, blank=True, help_text="The name it was uploaded with."
+    )
+    file_size = models.BigIntegerField(default=0)
+    file_format = models.CharField(max_length=8, blank=True, help_text="NDJSON, JSON, CSV or XLSX.")
+    encoding = models.CharField(max_length=32, default="utf-8")
+    delimiter = models.CharField(max_length=1, blank=True, help_text="CSV: the delimiter found.")
+    default_update_strategy = models.CharField(max_length=16, default="PARTIAL_UPDATE")
+    default_merge_objects = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_token = models.ForeignKey(
+        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_ts = models.DateTimeField(default=timezone.now, editable=False)
+    start_ts = models.DateTimeField(null=True, blank=True)
+    end_ts = models.DateTimeField(null=True, blank=True)
+
+    total_lines = models.BigIntegerField(
+        null=True, blank=True, help_text="Known once read to the end."
+    )
+    processed = models.BigIntegerField(default=0)
+    created = models.BigIntegerField(default=0)
+    updated = models.BigIntegerField(default=0)
+    deleted = models.BigIntegerField(default=0)
+    unchanged = models.BigIntegerField(default=0)
+    not_found = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+
+    # The checkpoint, committed with each chunk: where a resumed run starts.
+    checkpoint_line = models.BigIntegerField(default=0, help_text="Last source line applied.")
+    checkpoint_offset = models.BigIntegerField(
+        default=0, help_text="Byte offset after it (NDJSON/CSV)."
+    )
+    attempts = models.PositiveIntegerField(default=0, help_text="Runs started at this checkpoint.")
+    cancel_requested = models.BooleanField(default=False)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_ts", "-id"]
+        indexes = [models.Index(fields=["datamart", "-created_ts"])]
+
+    def __str__(self) -> str:
+        return f"execution {self.pk} of {self.document_import.name}: {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELED}
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        if not self.total_lines:
+            return 0.0
+        return min(1.0, self.processed / self.total_lines)
+
+    def counters(self) -> dict[str, int | None]:
+        return {
+            "total": self.total_lines,
+            "processed": self.processed,
+            **{name: getattr(self, name) for name in self.COUNTERS},
+        }
+
+    def transition(self, to: str, *, error_code: str = "", error_message: str = "") -> bool:
+        """Move to `to` if the current status allows it, stamping the times; returns whether it moved.
+
+        The UPDATE names the statuses it may leave, so two workers (or a worker and a cancel)
+        cannot both move the same execution.
+        """
+        allowed_from = [status for status, targets in self.TRANSITIONS.items() if to in targets]
+        now = timezone.now()
+        changes: dict[str, object] = {"status": to}
+        if to == self.Status.RUNNING:
+            changes["start_ts"] = self.start_ts or now
+        if to in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELED}:
+            changes["end_ts"] = now
+        if error_code:
+            changes["error_code"] = error_code
+            changes["error_message"] = error_message
+        moved = Execution.objects.filter(pk=self.pk, status__in=allowed_from).update(**changes)
+        if moved:
+            for field, value in changes.items():
+                setattr(self, field, value)
+        else:
+            self.refresh_from_db(fields=["status"])
+        return bool(moved)
+
+    def as_api_object(self) -> dict:
+        return {
+            "id": self.pk,
+            "document_import_id": self.document_import_id,
+            "status": self.status,
+            "created_ts": epoch_ms(self.created_ts),
+            "start_ts": epoch_ms(self.start_ts),
+            "end_ts": epoch_ms(self.end_ts),
+            "progress": self.progress,
+            "counters": self.counters(),
+        }
+
+
+class ExecutionError(models.Model):
+    """One line that was not applied: kept with its source record for the failed-lines file."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="errors")
+    line = models.BigIntegerField()
+    identifier = models.CharField(max_length=600, blank=True)
+    error_code = models.CharField(max_length=64)
+    message = models.TextField()
+    field = models.CharField(max_length=300, blank=True)
+    raw = models.JSONField(null=True, blank=True, help_text="The source record, as read.")
+
+    class Meta:
+        ordering = ["execution_id", "line", "id"]
+        indexes = [models.Index(fields=["execution", "line"])]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.error_code}"
+
+    def as_api_object(self) -> dict:
+        return {
+            "line": self.line,
+            "identifier": self.identifier,
+            "error_code": self.error_code,
+            "message": self.message,
+        }
