@@ -20,8 +20,8 @@ run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_demo
 	@echo "starting the Celery worker and the web server on http://$(HOST):$(PORT)/admin/"
-	$(VENV)/bin/celery -A profiles_site worker --loglevel=INFO & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	trap 'trap - TERM; kill 0' INT TERM EXIT; \
+	$(VENV)/bin/celery -A profiles_site worker --loglevel=INFO & \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 worker: venv
