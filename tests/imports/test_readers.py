@@ -300,13 +300,12 @@ def test_resume_does_not_parse_the_skipped_lines(tmp_path):
     assert codes(open_reader(path, FileFormat.NDJSON).iterate(after_line=2)) == [(3, "OK")]
 
 
-def test_ndjson_is_read_with_flat_memory(tmp_path):
-    path = tmp_path / "big.ndjson"
+def _ndjson_read_peak(tmp_path, lines: int) -> tuple[int, int]:
+    path = tmp_path / f"big-{lines}.ndjson"
     line = ndjson_line(user_profile={"firstname": "David", "tags": ["a", "b"], "nl": {"on": True}})
     with path.open("w") as out:
-        for index in range(200_000):
+        for index in range(lines):
             out.write(line.replace('"h"', f'"h{index}"') + "\n")
-    size = path.stat().st_size
     reader = open_reader(path, FileFormat.NDJSON)
     tracemalloc.start()
     try:
@@ -314,8 +313,16 @@ def test_ndjson_is_read_with_flat_memory(tmp_path):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert count == 200_000
-    assert peak < size / 50, (peak, size)
+    assert count == lines
+    return peak, path.stat().st_size
+
+
+def test_ndjson_is_read_with_flat_memory(tmp_path):
+    small_peak, _ = _ndjson_read_peak(tmp_path, 5_000)
+    large_peak, large_size = _ndjson_read_peak(tmp_path, 50_000)
+    # Ten times the lines, not ten times the memory: the peak does not grow with the file.
+    assert large_peak < 2 * small_peak + 64_000, (small_peak, large_peak)
+    assert large_peak < large_size / 20, (large_peak, large_size)
 
 
 # --------------------------------------------------------------------------- JSON array
