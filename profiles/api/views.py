@@ -573,15 +573,18 @@ class ExecutionListView(DocumentImportScopedView):
         if file_name == RawUploadParser.UNNAMED:
             file_name = f"upload.{UPLOAD_EXTENSIONS[document_import.mime_type]}"
         user = request.user
-        execution = execution_start(
-            document_import=document_import,
-            upload=upload,
-            file_name=file_name,
-            created_by=None if isinstance(user, TokenUser) else user,
-            api_token=user.token if isinstance(user, TokenUser) else None,
-            default_update_strategy=str(mode.strategy),
-            default_merge_objects=mode.merge_objects,
-        )
+        try:
+            execution = execution_start(
+                document_import=document_import,
+                upload=upload,
+                file_name=file_name,
+                created_by=None if isinstance(user, TokenUser) else user,
+                api_token=user.token if isinstance(user, TokenUser) else None,
+                default_update_strategy=str(mode.strategy),
+                default_merge_objects=mode.merge_objects,
+            )
+        finally:
+            upload.close()  # storage may have moved the temporary file: close() allows that
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_201_CREATED)
 
 
