@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -82,6 +83,11 @@ def _validation_error_body(exc: exceptions.ValidationError) -> Envelope:
 def api_exception_handler(exc, context) -> Response | None:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("not found")
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(str(exc))
+    elif isinstance(exc, SuspiciousOperation):
+        # Django's own limits (too many query fields, …): bad input, not a server error.
+        exc = ApiError(status.HTTP_400_BAD_REQUEST, "BAD_REQUEST", str(exc))
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
 

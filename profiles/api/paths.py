@@ -23,7 +23,12 @@ from profiles.api.exceptions import ApiError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
 from profiles.selectors import PropertyFilter
 from profiles.services import UserPointSelector
-from profiles.validation import MAX_COMPARTMENT_ID, MAX_INT, MAX_USER_ACCOUNT_ID_LENGTH
+from profiles.validation import (
+    MAX_COMPARTMENT_ID,
+    MAX_DEPTH,
+    MAX_INT,
+    MAX_USER_ACCOUNT_ID_LENGTH,
+)
 
 MAX_VALUE_LENGTH = 255  # the identifier columns' max_length
 _ACCOUNT = re.compile(r"compartment_id=([0-9]{1,10}),user_account_id=(.+)", re.DOTALL)
@@ -112,14 +117,15 @@ def parse_property_filter(name: str, raw_value: str) -> PropertyFilter:
     """`p.a.b` and VALUE: VALUE is a JSON scalar literal when it parses as one, else a string."""
     path = tuple(name.removeprefix("p.").split("."))
     if (
-        not all(path)
+        len(path) > MAX_DEPTH
+        or not all(path)
         or path[0].lstrip().startswith("$")
         or any(_FILTER_KEY_FORBIDDEN.search(segment) for segment in path)
     ):
         raise bad_request(
             "INVALID_FILTER",
-            f"{name[:64]!r}: a property filter is p.<key>[.<key>…] with non-empty keys, no "
-            "quote, backslash or control character, and no `$` key at the top",
+            f"{name[:64]!r}: a property filter is p.<key>[.<key>…] with at most {MAX_DEPTH} "
+            "non-empty keys, no quote, backslash or control character, and no `$` key at the top",
             field=name[:64],
         )
     return PropertyFilter(path=path, value=_filter_value(name, raw_value))

@@ -81,6 +81,7 @@ UPLOAD_EXTENSIONS = {
     DocumentImport.MimeType.JSON: "json",
     DocumentImport.MimeType.XLSX: "xlsx",
 }
+MAX_PROPERTY_FILTERS = 20
 SEARCH_PARAMETERS = frozenset(
     {"compartment_id", "user_account_id", "modified_since", "limit", "cursor"}
 )
@@ -416,6 +417,10 @@ class ProfileSearchView(DatamartView):
                     "modified_since, p.<path>, limit or cursor",
                     field=name[:64],
                 )
+        if len(filters) > MAX_PROPERTY_FILTERS:
+            raise bad_request(
+                "TOO_MANY_FILTERS", f"at most {MAX_PROPERTY_FILTERS} property filters at once"
+            )
         search = ProfileSearch(
             compartment_id=None
             if params.get("compartment_id") is None
