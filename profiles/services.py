@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -27,6 +28,9 @@ from profiles.models import (
     UserProfile,
 )
 from profiles.validation import split_profile_object, validate_custom_properties
+
+# A user point named by its id, or by one of its identifiers (the REST API's selectors).
+UserPointSelector = uuid.UUID | Identifier
 
 
 class WriteOutcome(StrEnum):
@@ -412,6 +416,61 @@ def profile_command_apply(
             mode=mode,
             source=source,
         )
+
+
+def profile_object_upsert(
+    *,
+    datamart: Datamart,
+    selector: UserPointSelector,
+    compartment_id: int,
+    user_account_id: str | None,
+    user_profile: object,
+    mode: MergeMode,
+    source: ChangeSource = SYSTEM_SOURCE,
+) -> ProfileWrite:
+    """Write a client's profile object at an address (the REST API's PUT and PATCH).
+
+    The address (compartment, account) is given apart from the object, whose `$compartment_id`
+    and `$user_account_id`, when present, must agree with it. An identifier unknown in the
+    datamart creates its user point, as an import UPSERT does; a point named by its id must
+    exist. When nothing is left to address (PARTIAL_DELETE of a missing profile) it answers
+    PROFILE_NOT_FOUND and creates nothing, the point included.
+    """
+    address, properties = split_profile_object(user_profile)
+    assert isinstance(user_profile, dict)  # split_profile_object refused anything else
+    if "$compartment_id" in user_profile and address.compartment_id != compartment_id:
+        raise ProfileError(
+            "ADDRESS_MISMATCH",
+            f"$compartment_id {address.compartment_id} differs from the compartment "
+            f"{compartment_id} of the path",
+            field="$compartment_id",
+        )
+    if "$user_account_id" in user_profile and address.user_account_id != user_account_id:
+        raise ProfileError(
+            "ADDRESS_MISMATCH",
+            "$user_account_id differs from the user_account_id of the path",
+            field="$user_account_id",
+        )
+    compartment = compartment_get(datamart=datamart, compartment_id=compartment_id)
+    with transaction.atomic():
+        if isinstance(selector, uuid.UUID):
+            point = UserPoint.objects.filter(datamart=datamart, pk=selector).first()
+            if point is None:
+                raise ProfileError("USER_POINT_NOT_FOUND", f"user point {selector} does not exist")
+        else:
+            point, _ = user_point_resolve(datamart=datamart, identifier=selector, create=True)
+            assert point is not None
+        write = profile_upsert(
+            user_point=point,
+            compartment=compartment,
+            user_account_id=user_account_id,
+            properties=properties,
+            mode=mode,
+            source=source,
+        )
+        if write.profile is None:
+            raise ProfileError("PROFILE_NOT_FOUND", "this profile does not exist")
+    return write
 
 
 # --- API tokens ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "import_export",
     "profiles",
     "imports",
@@ -148,13 +149,31 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"api_token": os.environ.get("API_RATE_LIMIT", "1200/minute")},
+    "EXCEPTION_HANDLER": "profiles.api.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Profiles API",
-    "DESCRIPTION": "User points, user profiles and document imports of a datamart.",
+    "DESCRIPTION": (
+        "User points, user profiles and document imports of a datamart. Authenticate with "
+        "`Authorization: <token>` or `Authorization: Bearer <token>` (or a staff session). "
+        'Successes answer `{"status": "ok", "data": …}` (lists add `count` and `next`), '
+        'errors `{"status": "error", "error": …, "error_code": …}`.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The docs page is served from the sidecar package's static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["profiles.api.schema.drop_duplicate_routes"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "profiles.api.schema.postprocess_envelope",
+    ],
 }
 
 LOGGING = {

@@ -4,7 +4,33 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
+from profiles.models import ApiToken
 from profiles.services import api_token_authenticate
+
+
+class TokenUser:
+    """The caller of a token-authenticated request: DRF's permissions see an authenticated user.
+
+    It is no Django user (no id, no staff rights); the token stays on `request.auth`.
+    """
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def __init__(self, token: ApiToken) -> None:
+        self.token = token
+
+    @property
+    def datamart_id(self) -> int:
+        return self.token.datamart_id
+
+    def __str__(self) -> str:
+        return f"API token {self.token}"
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -14,12 +40,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return None
         scheme, _, rest = header.partition(" ")
         raw_token = rest.strip() if scheme.lower() in {"bearer", "token"} else header
-        if not raw_token or " " in raw_token:
-            raise exceptions.AuthenticationFailed("malformed Authorization header")
+        if not raw_token or " " in raw_token or not raw_token.isprintable():
+            raise exceptions.AuthenticationFailed(
+                "malformed Authorization header: send `Authorization: <token>` or "
+                "`Authorization: Bearer <token>`",
+                code="MALFORMED_AUTHORIZATION",
+            )
         token = api_token_authenticate(raw_token=raw_token)
         if token is None:
-            raise exceptions.AuthenticationFailed("unknown or revoked API token")
-        return (None, token)
+            raise exceptions.AuthenticationFailed(
+                "unknown or revoked API token", code="INVALID_TOKEN"
+            )
+        return (TokenUser(token), token)
 
     def authenticate_header(self, request):
-        return "Bearer"
+        return 'Bearer realm="api"'

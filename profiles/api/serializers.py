@@ -1,0 +1,261 @@
+"""Request and response shapes of SPEC §5, declared for validation and for the OpenAPI schema."""
+
+from __future__ import annotations
+
+import codecs
+
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail, ValidationError
+
+from imports.models import DocumentImport, Execution, ExecutionError
+from profiles.models import UserPoint, UserProfile, epoch_ms
+from profiles.validation import MAX_COMPARTMENT_ID
+
+# --- strict input -------------------------------------------------------------------------
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not declare (UNKNOWN_FIELD) and keys clients may not set."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            for key in data:
+                if key not in self.fields:
+                    raise ValidationError(
+                        {key: [ErrorDetail("this field is unknown", code="UNKNOWN_FIELD")]}
+                    )
+                if self.fields[key].read_only:
+                    raise ValidationError(
+                        {
+                            key: [
+                                ErrorDetail(
+                                    "this field is set by the system", code="READ_ONLY_FIELD"
+                                )
+                            ]
+                        }
+                    )
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string and nothing else: DRF's CharField would turn 123 into "123"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """`true` or `false`: DRF's BooleanField would also take "yes" and 1."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class CompartmentIdField(serializers.IntegerField):
+    """A compartment id as an integer or a string of digits (`1606` or `"1606"`), as in SPEC §1."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", MAX_COMPARTMENT_ID)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not (
+            isinstance(data, int) or (isinstance(data, str) and data.isascii() and data.isdigit())
+        ):
+            self.fail("invalid")
+        if isinstance(data, str) and len(data) > 10:
+            self.fail("max_value", max_value=self.max_value)
+        return super().to_internal_value(data)
+
+
+# --- compartments ---------------------------------------------------------------------------
+
+
+class CompartmentSerializer(StrictSerializer):
+    compartment_id = CompartmentIdField(
+        help_text="The compartment's id, chosen when it is created (e.g. 1606)."
+    )
+    name = StrictCharField(max_length=255, help_text="A name for staff, e.g. the source system.")
+    is_default = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="The datamart's default compartment, used when a profile names none. "
+        "Exactly one per datamart: making one the default unsets the previous one.",
+    )
+
+
+class CompartmentUpdateSerializer(StrictSerializer):
+    compartment_id = CompartmentIdField(
+        required=False,
+        help_text="May be sent (as read by GET) but must equal the compartment of the path.",
+    )
+    name = StrictCharField(max_length=255, help_text="A name for staff.")
+    is_default = StrictBooleanField(
+        required=False,
+        help_text="true makes this the default compartment; false on the default one is "
+        "refused (make another one the default instead). Absent: unchanged.",
+    )
+
+    def validate_compartment_id(self, value):
+        if value != self.context["compartment"].compartment_id:
+            raise ValidationError("the compartment id cannot be changed", code="READ_ONLY_FIELD")
+        return value
+
+
+class CompartmentOutputSerializer(serializers.Serializer):
+    compartment_id = serializers.IntegerField(help_text="The compartment's id (e.g. 1606).")
+    name = serializers.CharField(help_text="A name for staff.")
+    is_default = serializers.BooleanField(help_text="The datamart's default compartment.")
+
+
+# --- user points and profiles --------------------------------------------------------------
+
+
+class ProfileObjectSerializer(serializers.Serializer):
+    """A profile object (SPEC §1): system `$` keys, then the custom properties as stored.
+
+    Its schema is written by hand (profiles.api.schema): the custom properties are free.
+    """
+
+    def to_representation(self, instance: UserProfile) -> dict:
+        return {**instance.as_client_object(), "$user_point_id": str(instance.user_point_id)}
+
+
+class IdentifierSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(
+        choices=["USER_ACCOUNT", "USER_EMAIL", "USER_AGENT"], help_text="The kind of identifier."
+    )
+    compartment_id = serializers.IntegerField(required=False, help_text="USER_ACCOUNT only.")
+    user_account_id = serializers.CharField(required=False, help_text="USER_ACCOUNT only.")
+    email_hash = serializers.CharField(required=False, help_text="USER_EMAIL only.")
+    email = serializers.CharField(
+        required=False, allow_blank=True, help_text="USER_EMAIL only: the clear address, if known."
+    )
+    user_agent_id = serializers.CharField(
+        required=False, help_text="USER_AGENT only, e.g. vec:89998434."
+    )
+
+
+class UserPointSerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The user point's id.")
+    creation_ts = serializers.IntegerField(help_text="Creation time, epoch milliseconds.")
+    identifiers = IdentifierSerializer(many=True, help_text="Accounts, email hashes, user agents.")
+    profiles = ProfileObjectSerializer(many=True, help_text="Its profiles, one per address.")
+
+    def to_representation(self, instance: UserPoint) -> dict:
+        identifiers = [
+            {
+                "type": "USER_ACCOUNT",
+                "compartment_id": account.compartment.compartment_id,
+                "user_account_id": account.user_account_id,
+            }
+            for account in instance.accounts.all()
+        ]
+        identifiers += [
+            {"type": "USER_EMAIL", "email_hash": email.email_hash, "email": email.email}
+            for email in instance.emails.all()
+        ]
+        identifiers += [
+            {"type": "USER_AGENT", "user_agent_id": agent.user_agent_id}
+            for agent in instance.agents.all()
+        ]
+        return {
+            "id": str(instance.pk),
+            "creation_ts": epoch_ms(instance.creation_ts),
+            "identifiers": identifiers,
+            "profiles": [
+                ProfileObjectSerializer(profile).data
+                for profile in sorted(instance.profiles.all(), key=lambda profile: profile.pk)
+            ],
+        }
+
+
+# --- document imports and executions -------------------------------------------------------
+
+
+class DocumentImportSerializer(StrictSerializer):
+    id = serializers.IntegerField(read_only=True, help_text="Set by the system.")
+    datamart_id = serializers.IntegerField(read_only=True, help_text="The datamart of the path.")
+    name = StrictCharField(max_length=255, help_text="A name for this import definition.")
+    document_type = serializers.ChoiceField(
+        choices=DocumentImport.DocumentType.choices,
+        default=DocumentImport.DocumentType.USER_PROFILE,
+        help_text="What the documents hold; only USER_PROFILE.",
+    )
+    mime_type = serializers.ChoiceField(
+        choices=DocumentImport.MimeType.choices,
+        default=DocumentImport.MimeType.NDJSON,
+        help_text="The format of the uploaded files; an execution's Content-Type must match it: "
+        "APPLICATION_X_NDJSON (application/x-ndjson), TEXT_CSV (text/csv), APPLICATION_JSON "
+        "(application/json, an array of commands), APPLICATION_XLSX "
+        "(application/vnd.openxmlformats-officedocument.spreadsheetml.sheet).",
+    )
+    encoding = StrictCharField(
+        max_length=32,
+        default="utf-8",
+        help_text="The text encoding of the files (NDJSON, CSV, JSON), e.g. utf-8 or latin-1.",
+    )
+    created_ts = serializers.SerializerMethodField(help_text="Creation time, epoch milliseconds.")
+
+    def get_created_ts(self, instance: DocumentImport) -> int | None:
+        return epoch_ms(instance.created_ts)
+
+    def validate_encoding(self, value: str) -> str:
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValidationError(f"unknown encoding {value!r}", code="INVALID_ENCODING") from None
+
+
+class ExecutionCountersSerializer(serializers.Serializer):
+    total = serializers.IntegerField(
+        allow_null=True, help_text="Lines in the file, once read to the end; null before."
+    )
+    processed = serializers.IntegerField(help_text="Lines handled so far.")
+    created = serializers.IntegerField(help_text="Profiles created.")
+    updated = serializers.IntegerField(help_text="Profiles changed.")
+    deleted = serializers.IntegerField(help_text="Profiles deleted.")
+    unchanged = serializers.IntegerField(help_text="Lines that changed nothing.")
+    not_found = serializers.IntegerField(help_text="DELETE lines naming nothing that exists.")
+    failed = serializers.IntegerField(help_text="Lines in error (see the errors endpoint).")
+
+
+class ExecutionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The execution's id.")
+    document_import_id = serializers.IntegerField(help_text="Its document import.")
+    status = serializers.ChoiceField(
+        choices=Execution.Status.choices,
+        help_text="PENDING → RUNNING → SUCCEEDED | FAILED | CANCELED.",
+    )
+    created_ts = serializers.IntegerField(help_text="Upload time, epoch milliseconds.")
+    start_ts = serializers.IntegerField(allow_null=True, help_text="Start of the run, or null.")
+    end_ts = serializers.IntegerField(allow_null=True, help_text="End of the run, or null.")
+    progress = serializers.FloatField(min_value=0, max_value=1, help_text="0 to 1.")
+    counters = ExecutionCountersSerializer(help_text="Line counts, readable while it runs.")
+
+    def to_representation(self, instance: Execution) -> dict:
+        return instance.as_api_object()
+
+
+class ExecutionErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField(
+        help_text="The line, from 1 (CSV/XLSX: the header is line 1, the first row line 2)."
+    )
+    identifier = serializers.CharField(help_text="The line's identifier, in the selector form.")
+    error_code = serializers.CharField(help_text="A machine code, e.g. RESERVED_KEY.")
+    message = serializers.CharField(help_text="What is wrong, for a person.")
+
+    def to_representation(self, instance: ExecutionError) -> dict:
+        return instance.as_api_object()
+
+
+class ErrorSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["error"])
+    error = serializers.CharField(help_text="What went wrong, for a person.")
+    error_code = serializers.CharField(help_text="A machine code, e.g. RESERVED_KEY or NOT_FOUND.")
+    field = serializers.CharField(required=False, help_text="The field at fault, when one is.")

@@ -1,0 +1,635 @@
+"""The endpoints of SPEC §5: parse the request, call a selector or a service, render.
+
+Every view under /datamarts/{dm} derives from DatamartView, the one place that authenticates,
+throttles and scopes: a datamart the caller may not see answers 404 like a missing one, and
+every object is then looked up through that datamart only.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, UnsupportedMediaType
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from imports.models import DocumentImport, Execution
+from imports.services import execution_cancel, execution_start
+from profiles.api import schema as docs
+from profiles.api.authentication import TokenUser
+from profiles.api.exceptions import PayloadTooLarge
+from profiles.api.pagination import decode_cursor, encode_cursor, keyset_page, page_limit
+from profiles.api.parsers import RawUploadParser, StrictJSONParser
+from profiles.api.paths import (
+    bad_request,
+    parse_compartment_id,
+    parse_epoch_ms,
+    parse_property_filter,
+    parse_selector,
+    parse_user_account_id,
+)
+from profiles.api.permissions import IsApiClient
+from profiles.api.renderers import Envelope, EnvelopeJSONRenderer, JSONOnlyNegotiation
+from profiles.api.serializers import (
+    CompartmentOutputSerializer,
+    CompartmentSerializer,
+    CompartmentUpdateSerializer,
+    DocumentImportSerializer,
+    ExecutionErrorSerializer,
+    ExecutionSerializer,
+    ProfileObjectSerializer,
+    UserPointSerializer,
+)
+from profiles.api.throttling import ApiTokenRateThrottle
+from profiles.merge import MergeMode, Strategy, choose_merge_mode
+from profiles.models import Compartment, Datamart, ProfileChange
+from profiles.selectors import (
+    ProfileSearch,
+    compartment_find,
+    datamart_get_for_caller,
+    profile_get,
+    profile_search,
+    user_point_detail,
+    user_point_get,
+    user_point_profiles,
+)
+from profiles.services import (
+    ChangeSource,
+    WriteOutcome,
+    compartment_create,
+    compartment_delete,
+    compartment_update,
+    profile_delete,
+    profile_object_upsert,
+    user_point_delete,
+)
+
+UPLOAD_MIME_TYPES = {
+    DocumentImport.MimeType.NDJSON: ("application/x-ndjson", "application/ndjson"),
+    DocumentImport.MimeType.CSV: ("text/csv",),
+    DocumentImport.MimeType.JSON: ("application/json",),
+    DocumentImport.MimeType.XLSX: (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+}
+UPLOAD_EXTENSIONS = {
+    DocumentImport.MimeType.NDJSON: "ndjson",
+    DocumentImport.MimeType.CSV: "csv",
+    DocumentImport.MimeType.JSON: "json",
+    DocumentImport.MimeType.XLSX: "xlsx",
+}
+MAX_PROPERTY_FILTERS = 20
+SEARCH_PARAMETERS = frozenset(
+    {"compartment_id", "user_account_id", "modified_since", "limit", "cursor"}
+)
+
+
+class ApiView(APIView):
+    """JSON in (strictly), the envelope out, whatever the client's Accept header says."""
+
+    parser_classes = [StrictJSONParser]
+    renderer_classes = [EnvelopeJSONRenderer]
+    content_negotiation_class = JSONOnlyNegotiation
+
+
+class DatamartView(ApiView):
+    permission_classes = [IsApiClient]
+    throttle_classes = [ApiTokenRateThrottle]
+    datamart: Datamart
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        for name, values in request.query_params.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                raise bad_request("INVALID_PARAMETER", "NUL in a query parameter")
+        user = request.user
+        datamart = datamart_get_for_caller(
+            datamart_id=int(kwargs["dm"]),
+            token_datamart_id=user.datamart_id if isinstance(user, TokenUser) else None,
+            user=None if isinstance(user, TokenUser) else user,
+        )
+        if datamart is None:
+            raise NotFound(f"datamart {kwargs['dm']} not found")
+        self.datamart = datamart
+
+    def scoped(self, queryset):
+        return queryset.filter(datamart=self.datamart)
+
+    def change_source(self) -> ChangeSource:
+        user = self.request.user
+        if isinstance(user, TokenUser):
+            return ChangeSource(kind=ProfileChange.Source.API, api_token_id=user.token.pk)
+        return ChangeSource(kind=ProfileChange.Source.API, user_id=user.pk)
+
+    def json_body(self):
+        """The request's JSON value; an empty or untyped body is refused, never read as {}."""
+        request = self.request
+        if not request.content_type and request.META.get("CONTENT_LENGTH", "0") not in ("", "0"):
+            raise UnsupportedMediaType("", detail="send the body as Content-Type: application/json")
+        body = request.data
+        if request.stream is None:
+            raise bad_request("EMPTY_BODY", "this request needs a JSON body")
+        return body
+
+
+def page_response(items: list, next_cursor: str | None = None) -> Response:
+    return Response(Envelope.page(items, next_cursor=next_cursor))
+
+
+class NotFoundView(ApiView):
+    """Any other path under /api/v1: the JSON 404, for every method."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise NotFound("no such endpoint")
+
+
+# --- compartments ---------------------------------------------------------------------------
+
+
+class CompartmentListView(DatamartView):
+    @extend_schema(
+        operation_id="compartments_list",
+        summary="The datamart's compartments",
+        responses={200: CompartmentOutputSerializer(many=True)},
+        tags=["compartments"],
+    )
+    def get(self, request, dm):
+        compartments = self.scoped(Compartment.objects.all())
+        return page_response(CompartmentOutputSerializer(compartments, many=True).data)
+
+    @extend_schema(
+        operation_id="compartments_create",
+        summary="Create a compartment",
+        request=CompartmentSerializer,
+        responses={201: CompartmentOutputSerializer, 409: docs.ERROR},
+        tags=["compartments"],
+    )
+    def post(self, request, dm):
+        serializer = CompartmentSerializer(data=self.json_body())
+        serializer.is_valid(raise_exception=True)
+        compartment = compartment_create(datamart=self.datamart, **serializer.validated_data)
+        compartment.refresh_from_db()
+        return Response(
+            CompartmentOutputSerializer(compartment).data, status=status.HTTP_201_CREATED
+        )
+
+
+class CompartmentDetailView(DatamartView):
+    def get_compartment(self, compartment_id: str):
+        compartment = compartment_find(datamart=self.datamart, compartment_id=int(compartment_id))
+        if compartment is None:
+            raise NotFound(f"compartment {compartment_id} not found")
+        return compartment
+
+    @extend_schema(
+        operation_id="compartments_retrieve",
+        summary="One compartment",
+        responses={200: CompartmentOutputSerializer},
+        tags=["compartments"],
+    )
+    def get(self, request, dm, compartment_id):
+        return Response(CompartmentOutputSerializer(self.get_compartment(compartment_id)).data)
+
+    @extend_schema(
+        operation_id="compartments_update",
+        summary="Rename a compartment or make it the default",
+        request=CompartmentUpdateSerializer,
+        responses={200: CompartmentOutputSerializer, 409: docs.ERROR},
+        tags=["compartments"],
+    )
+    def put(self, request, dm, compartment_id):
+        compartment = self.get_compartment(compartment_id)
+        serializer = CompartmentUpdateSerializer(
+            data=self.json_body(), context={"compartment": compartment}
+        )
+        serializer.is_valid(raise_exception=True)
+        compartment = compartment_update(
+            compartment=compartment,
+            name=serializer.validated_data["name"],
+            is_default=serializer.validated_data.get("is_default", compartment.is_default),
+        )
+        return Response(CompartmentOutputSerializer(compartment).data)
+
+    @extend_schema(
+        operation_id="compartments_destroy",
+        summary="Delete a compartment that holds no profiles or accounts",
+        responses={200: None, 409: docs.ERROR},
+        tags=["compartments"],
+    )
+    def delete(self, request, dm, compartment_id):
+        compartment_delete(compartment=self.get_compartment(compartment_id))
+        return Response(None)
+
+
+# --- user points and profiles --------------------------------------------------------------
+
+
+class UserPointView(DatamartView):
+    @extend_schema(
+        operation_id="user_points_retrieve",
+        summary="A user point with its identifiers and profiles",
+        responses={200: UserPointSerializer},
+        tags=["user points"],
+    )
+    def get(self, request, dm, selector):
+        point = user_point_detail(datamart=self.datamart, selector=parse_selector(selector))
+        if point is None:
+            raise NotFound("user point not found")
+        return Response(UserPointSerializer(point).data)
+
+    @extend_schema(
+        operation_id="user_points_destroy",
+        summary="Delete a user point, its identifiers and its profiles",
+        responses={200: None},
+        tags=["user points"],
+    )
+    def delete(self, request, dm, selector):
+        point = user_point_get(datamart=self.datamart, selector=parse_selector(selector))
+        if point is None:
+            raise NotFound("user point not found")
+        user_point_delete(user_point=point)
+        return Response(None)
+
+
+class UserPointProfilesView(DatamartView):
+    @extend_schema(
+        operation_id="user_point_profiles_list",
+        summary="The profiles of a user point",
+        responses={200: ProfileObjectSerializer(many=True)},
+        tags=["user points"],
+    )
+    def get(self, request, dm, selector):
+        point = user_point_get(datamart=self.datamart, selector=parse_selector(selector))
+        if point is None:
+            raise NotFound("user point not found")
+        profiles = user_point_profiles(user_point=point).order_by("id")
+        return page_response(ProfileObjectSerializer(profiles, many=True).data)
+
+
+class ProfileView(DatamartView):
+    """One profile, addressed by compartment_id={c}[/user_account_id={a}] under a point."""
+
+    def address(self, compartment_id: str, user_account_id: str | None) -> tuple[int, str | None]:
+        return (
+            parse_compartment_id(compartment_id),
+            None if user_account_id is None else parse_user_account_id(user_account_id),
+        )
+
+    def write(self, mode: MergeMode, selector, compartment_id, user_account_id) -> Response:
+        compartment, account = self.address(compartment_id, user_account_id)
+        write = profile_object_upsert(
+            datamart=self.datamart,
+            selector=parse_selector(selector),
+            compartment_id=compartment,
+            user_account_id=account,
+            user_profile=self.json_body(),
+            mode=mode,
+            source=self.change_source(),
+        )
+        code = (
+            status.HTTP_201_CREATED if write.outcome == WriteOutcome.CREATED else status.HTTP_200_OK
+        )
+        return Response(ProfileObjectSerializer(write.profile).data, status=code)
+
+    @extend_schema(
+        operation_id="profile_retrieve",
+        summary="One profile",
+        responses={200: ProfileObjectSerializer},
+        examples=[docs.PROFILE_EXAMPLE],
+        tags=["profiles"],
+    )
+    def get(self, request, dm, selector, compartment_id, user_account_id=None):
+        compartment, account = self.address(compartment_id, user_account_id)
+        profile = profile_get(
+            datamart=self.datamart,
+            selector=parse_selector(selector),
+            compartment_id=compartment,
+            user_account_id=account,
+        )
+        if profile is None:
+            raise NotFound("profile not found")
+        return Response(ProfileObjectSerializer(profile).data)
+
+    @extend_schema(
+        operation_id="profile_replace",
+        summary="Create or replace a profile (FORCE_REPLACE)",
+        description="The custom properties become exactly the body's. An identifier selector "
+        "not known yet creates its user point; a {uuid} selector must exist. `$compartment_id` "
+        "and `$user_account_id`, when sent, must equal the path; `$creation_ts` and "
+        "`$last_modified_ts` are ignored. 201 when the profile was created.",
+        request=ProfileObjectSerializer,
+        responses={200: ProfileObjectSerializer, 201: ProfileObjectSerializer},
+        examples=[docs.PROFILE_EXAMPLE, docs.PROFILE_REQUEST_EXAMPLE],
+        tags=["profiles"],
+    )
+    def put(self, request, dm, selector, compartment_id, user_account_id=None):
+        return self.write(
+            MergeMode(Strategy.FORCE_REPLACE), selector, compartment_id, user_account_id
+        )
+
+    @extend_schema(
+        operation_id="profile_update",
+        summary="Update a profile (PARTIAL_UPDATE deep merge, or PARTIAL_DELETE)",
+        description="Deep merge by default (SPEC §2); `?update_strategy=PARTIAL_DELETE` removes "
+        "what the body names; `?merge_objects=false` makes the update shallow. A PARTIAL_DELETE "
+        "of a missing profile answers 404 and creates nothing.",
+        parameters=[
+            OpenApiParameter(
+                "update_strategy",
+                str,
+                enum=["PARTIAL_UPDATE", "PARTIAL_DELETE"],
+                description="PARTIAL_UPDATE (the default) or PARTIAL_DELETE.",
+            ),
+            OpenApiParameter(
+                "merge_objects", bool, description="PARTIAL_UPDATE only; default true."
+            ),
+        ],
+        request=ProfileObjectSerializer,
+        responses={200: ProfileObjectSerializer, 201: ProfileObjectSerializer},
+        examples=[docs.PROFILE_EXAMPLE, docs.PROFILE_PATCH_EXAMPLE],
+        tags=["profiles"],
+    )
+    def patch(self, request, dm, selector, compartment_id, user_account_id=None):
+        mode = choose_merge_mode(
+            update_strategy=request.query_params.get("update_strategy"),
+            merge_objects=request.query_params.get("merge_objects"),
+        )
+        if mode.strategy is Strategy.FORCE_REPLACE:
+            raise bad_request(
+                "INVALID_UPDATE_STRATEGY",
+                "PATCH takes PARTIAL_UPDATE or PARTIAL_DELETE; replace with PUT",
+                field="update_strategy",
+            )
+        return self.write(mode, selector, compartment_id, user_account_id)
+
+    @extend_schema(
+        operation_id="profile_destroy",
+        summary="Delete a profile (the user point and its identifiers stay)",
+        responses={200: None},
+        tags=["profiles"],
+    )
+    def delete(self, request, dm, selector, compartment_id, user_account_id=None):
+        compartment_number, account = self.address(compartment_id, user_account_id)
+        point = user_point_get(datamart=self.datamart, selector=parse_selector(selector))
+        compartment = compartment_find(datamart=self.datamart, compartment_id=compartment_number)
+        if point is None or compartment is None:
+            raise NotFound("profile not found")
+        write = profile_delete(
+            user_point=point,
+            compartment=compartment,
+            user_account_id=account,
+            source=self.change_source(),
+        )
+        if write.outcome == WriteOutcome.NOT_FOUND:
+            raise NotFound("profile not found")
+        return Response(None)
+
+
+class ProfileSearchView(DatamartView):
+    @extend_schema(
+        operation_id="profiles_search",
+        summary="Search profiles",
+        description="Filters combine with AND. `p.<path>=<value>` compares the custom property "
+        "at the dotted path: VALUE is read as a JSON literal when it is one (true, false, null, "
+        'numbers, "quoted string"), else as a string; `p.x=null` matches a stored null, not a '
+        "missing key. Results are in id order, paged by cursor.",
+        parameters=docs.SEARCH_PARAMETERS,
+        responses={200: ProfileObjectSerializer(many=True)},
+        tags=["profiles"],
+    )
+    def get(self, request, dm):
+        params = request.query_params
+        filters = []
+        for name, values in params.lists():
+            if name.startswith("p."):
+                filters.extend(parse_property_filter(name, value) for value in values)
+            elif name not in SEARCH_PARAMETERS:
+                raise bad_request(
+                    "UNKNOWN_PARAMETER",
+                    f"unknown parameter {name[:64]!r}: use compartment_id, user_account_id, "
+                    "modified_since, p.<path>, limit or cursor",
+                    field=name[:64],
+                )
+        if len(filters) > MAX_PROPERTY_FILTERS:
+            raise bad_request(
+                "TOO_MANY_FILTERS", f"at most {MAX_PROPERTY_FILTERS} property filters at once"
+            )
+        search = ProfileSearch(
+            compartment_id=None
+            if params.get("compartment_id") is None
+            else parse_compartment_id(params["compartment_id"]),
+            user_account_id=None
+            if params.get("user_account_id") is None
+            else parse_user_account_id(params["user_account_id"]),
+            modified_since=None
+            if params.get("modified_since") is None
+            else parse_epoch_ms(params["modified_since"], field="modified_since"),
+            properties=tuple(filters),
+        )
+        limit = page_limit(params)
+        after = decode_cursor(params, size=1)
+        profiles = profile_search(
+            datamart=self.datamart,
+            search=search,
+            after_id=after[0] if after else None,
+            limit=limit + 1,
+        )
+        next_cursor = None
+        if len(profiles) > limit:
+            profiles = profiles[:limit]
+            next_cursor = encode_cursor([profiles[-1].pk])
+        return page_response(ProfileObjectSerializer(profiles, many=True).data, next_cursor)
+
+
+# --- document imports and executions ---------------------------------------------------------
+
+
+class DocumentImportListView(DatamartView):
+    @extend_schema(
+        operation_id="document_imports_list",
+        summary="The datamart's document imports",
+        parameters=docs.PAGE_PARAMETERS,
+        responses={200: DocumentImportSerializer(many=True)},
+        tags=["document imports"],
+    )
+    def get(self, request, dm):
+        rows, next_cursor = keyset_page(
+            self.scoped(DocumentImport.objects.all()),
+            keys=("id",),
+            query_params=request.query_params,
+        )
+        return page_response(DocumentImportSerializer(rows, many=True).data, next_cursor)
+
+    @extend_schema(
+        operation_id="document_imports_create",
+        summary="Create a document import",
+        request=DocumentImportSerializer,
+        responses={201: DocumentImportSerializer},
+        examples=[docs.DOCUMENT_IMPORT_EXAMPLE],
+        tags=["document imports"],
+    )
+    def post(self, request, dm):
+        serializer = DocumentImportSerializer(data=self.json_body())
+        serializer.is_valid(raise_exception=True)
+        # A plain definition with no rule to apply: no service needed.
+        document_import = DocumentImport.objects.create(
+            datamart=self.datamart, **serializer.validated_data
+        )
+        return Response(
+            DocumentImportSerializer(document_import).data, status=status.HTTP_201_CREATED
+        )
+
+
+class DocumentImportScopedView(DatamartView):
+    def get_document_import(self, import_id: str) -> DocumentImport:
+        return get_object_or_404(self.scoped(DocumentImport.objects.all()), pk=int(import_id))
+
+    def get_execution(self, import_id: str, execution_id: str) -> Execution:
+        return get_object_or_404(
+            self.scoped(Execution.objects.all()),
+            document_import_id=int(import_id),
+            pk=int(execution_id),
+        )
+
+
+class DocumentImportDetailView(DocumentImportScopedView):
+    @extend_schema(
+        operation_id="document_imports_retrieve",
+        summary="One document import",
+        responses={200: DocumentImportSerializer},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id):
+        return Response(DocumentImportSerializer(self.get_document_import(import_id)).data)
+
+
+class ExecutionListView(DocumentImportScopedView):
+    parser_classes = [RawUploadParser]
+
+    @extend_schema(
+        operation_id="executions_list",
+        summary="The executions of a document import, newest first",
+        parameters=docs.PAGE_PARAMETERS,
+        responses={200: ExecutionSerializer(many=True)},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id):
+        document_import = self.get_document_import(import_id)
+        rows, next_cursor = keyset_page(
+            document_import.executions.all(),
+            keys=("id",),
+            descending=True,
+            query_params=request.query_params,
+        )
+        return page_response(ExecutionSerializer(rows, many=True).data, next_cursor)
+
+    @extend_schema(
+        operation_id="executions_create",
+        summary="Upload a file: it runs asynchronously",
+        description="The body is the raw file; its Content-Type must be the document import's "
+        "(application/x-ndjson, text/csv, application/json or the XLSX type), else 415. "
+        "Answers at once with the PENDING execution; poll it for status and counters. "
+        "`update_strategy` and `merge_objects` set the default of lines that name none.",
+        parameters=[
+            OpenApiParameter(
+                "update_strategy",
+                str,
+                enum=["PARTIAL_UPDATE", "PARTIAL_DELETE", "FORCE_REPLACE"],
+                description="Default strategy of lines without one; PARTIAL_UPDATE if absent.",
+            ),
+            OpenApiParameter(
+                "merge_objects", bool, description="Default merge_objects; true if absent."
+            ),
+        ],
+        request=docs.UPLOAD_REQUEST,
+        responses={201: ExecutionSerializer},
+        examples=[docs.NDJSON_UPLOAD_EXAMPLE],
+        tags=["document imports"],
+    )
+    def post(self, request, dm, import_id):
+        document_import = self.get_document_import(import_id)
+        accepted = UPLOAD_MIME_TYPES[document_import.mime_type]
+        given = request.content_type.partition(";")[0].strip().lower()
+        if given not in accepted:
+            raise UnsupportedMediaType(
+                given, detail=f"this document import takes Content-Type: {accepted[0]}"
+            )
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > settings.IMPORT_MAX_FILE_BYTES:
+            raise PayloadTooLarge(f"a file is limited to {settings.IMPORT_MAX_FILE_BYTES} bytes")
+        mode = choose_merge_mode(
+            update_strategy=request.query_params.get("update_strategy"),
+            merge_objects=request.query_params.get("merge_objects"),
+        )
+        upload = request.FILES.get("file")
+        if upload is None or not upload.size:
+            raise bad_request("EMPTY_FILE", "the body is empty: send the file as the body")
+        file_name = upload.name
+        if file_name == RawUploadParser.UNNAMED:
+            file_name = f"upload.{UPLOAD_EXTENSIONS[document_import.mime_type]}"
+        user = request.user
+        try:
+            execution = execution_start(
+                document_import=document_import,
+                upload=upload,
+                file_name=file_name,
+                created_by=None if isinstance(user, TokenUser) else user,
+                api_token=user.token if isinstance(user, TokenUser) else None,
+                default_update_strategy=str(mode.strategy),
+                default_merge_objects=mode.merge_objects,
+            )
+        finally:
+            upload.close()  # storage may have moved the temporary file: close() allows that
+        return Response(ExecutionSerializer(execution).data, status=status.HTTP_201_CREATED)
+
+
+class ExecutionDetailView(DocumentImportScopedView):
+    @extend_schema(
+        operation_id="executions_retrieve",
+        summary="An execution's status and counters",
+        responses={200: ExecutionSerializer},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id, execution_id):
+        return Response(ExecutionSerializer(self.get_execution(import_id, execution_id)).data)
+
+
+class ExecutionErrorsView(DocumentImportScopedView):
+    @extend_schema(
+        operation_id="execution_errors_list",
+        summary="The line errors of an execution, in line order",
+        parameters=docs.PAGE_PARAMETERS,
+        responses={200: ExecutionErrorSerializer(many=True)},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id, execution_id):
+        execution = self.get_execution(import_id, execution_id)
+        rows, next_cursor = keyset_page(
+            execution.errors.all(), keys=("line", "id"), query_params=request.query_params
+        )
+        return page_response(ExecutionErrorSerializer(rows, many=True).data, next_cursor)
+
+
+class ExecutionCancelView(DocumentImportScopedView):
+    @extend_schema(
+        operation_id="executions_cancel",
+        summary="Cancel an execution",
+        description="A PENDING execution is canceled at once; a RUNNING one stops after its "
+        "current chunk. Answers the execution; a finished one is left as it is.",
+        request=None,
+        responses={200: ExecutionSerializer},
+        tags=["document imports"],
+    )
+    def post(self, request, dm, import_id, execution_id):
+        execution = execution_cancel(execution=self.get_execution(import_id, execution_id))
+        return Response(ExecutionSerializer(execution).data)

@@ -1,0 +1,173 @@
+"""Every read of the domain that the API (and anything else) needs, scoped to one datamart."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import F, FloatField, IntegerField, QuerySet, TextField, Value
+from django.db.models.expressions import Func
+from django.db.models.lookups import Exact, In
+
+from profiles.errors import ProfileError
+from profiles.models import Compartment, Datamart, DatamartMembership, UserPoint, UserProfile
+from profiles.services import UserPointSelector, compartment_get, user_point_find
+
+
+def datamart_get_for_caller(
+    *, datamart_id: int, token_datamart_id: int | None = None, user: Any = None
+) -> Datamart | None:
+    """The datamart if the caller may see it: a token its own one, staff their memberships.
+
+    A datamart the caller may not see is answered like a missing one.
+    """
+    queryset = Datamart.objects.filter(id=datamart_id)
+    if token_datamart_id is not None:
+        if token_datamart_id != datamart_id:
+            return None
+    elif user is None or not user.is_authenticated:
+        return None
+    elif not user.is_superuser:
+        queryset = queryset.filter(
+            id__in=DatamartMembership.objects.filter(user=user).values("datamart_id")
+        )
+    return queryset.first()
+
+
+def compartment_find(*, datamart: Datamart, compartment_id: int) -> Compartment | None:
+    return Compartment.objects.filter(datamart=datamart, compartment_id=compartment_id).first()
+
+
+def user_point_get(*, datamart: Datamart, selector: UserPointSelector) -> UserPoint | None:
+    if isinstance(selector, uuid.UUID):
+        return UserPoint.objects.filter(datamart=datamart, pk=selector).first()
+    try:
+        return user_point_find(datamart=datamart, identifier=selector)
+    except ProfileError:
+        return None  # an account in a compartment that does not exist: no such point
+
+
+def user_point_detail(*, datamart: Datamart, selector: UserPointSelector) -> UserPoint | None:
+    """The point with its identifiers and profiles loaded for rendering."""
+    point = user_point_get(datamart=datamart, selector=selector)
+    if point is None:
+        return None
+    return (
+        UserPoint.objects.filter(pk=point.pk)
+        .prefetch_related("accounts__compartment", "emails", "agents", "profiles__compartment")
+        .get()
+    )
+
+
+def user_point_profiles(*, user_point: UserPoint) -> QuerySet[UserProfile]:
+    return UserProfile.objects.filter(user_point=user_point).select_related("compartment")
+
+
+def profile_get(
+    *,
+    datamart: Datamart,
+    selector: UserPointSelector,
+    compartment_id: int,
+    user_account_id: str | None,
+) -> UserProfile | None:
+    point = user_point_get(datamart=datamart, selector=selector)
+    compartment = compartment_find(datamart=datamart, compartment_id=compartment_id)
+    if point is None or compartment is None:
+        return None
+    return (
+        UserProfile.objects.filter(
+            user_point=point, compartment=compartment, user_account_id=user_account_id
+        )
+        .select_related("compartment")
+        .first()
+    )
+
+
+# --- profile search --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PropertyFilter:
+    """`p.a.b=VALUE`: the property at path ("a", "b") equals the JSON scalar VALUE."""
+
+    path: tuple[str, ...]
+    value: None | bool | int | float | str
+
+
+@dataclass(frozen=True)
+class ProfileSearch:
+    compartment_id: int | None = None
+    user_account_id: str | None = None
+    modified_since: datetime | None = None
+    properties: tuple[PropertyFilter, ...] = field(default_factory=tuple)
+
+
+class _JSONType(Func):
+    function = "JSON_TYPE"
+    output_field = TextField()
+
+
+class _JSONExtract(Func):
+    function = "JSON_EXTRACT"
+
+
+def _sqlite_json_path(path: tuple[str, ...]) -> str:
+    # Every segment is an object key, quoted, so "0" is a key and not an array index.
+    return "$" + "".join(f'."{segment}"' for segment in path)
+
+
+def _sqlite_property_conditions(item: PropertyFilter) -> list[Exact | In]:
+    """Typed comparison: JSON_EXTRACT alone reads true as 1 and a stored null as missing."""
+    path = Value(_sqlite_json_path(item.path))
+    json_type = _JSONType(F("properties"), path)
+    value = item.value
+    if value is None:
+        return [Exact(json_type, "null")]
+    if isinstance(value, bool):
+        return [Exact(json_type, "true" if value else "false")]
+    if isinstance(value, int | float):
+        extracted = _JSONExtract(
+            F("properties"),
+            path,
+            output_field=IntegerField() if isinstance(value, int) else FloatField(),
+        )
+        return [In(json_type, ["integer", "real"]), Exact(extracted, value)]
+    extracted = _JSONExtract(F("properties"), path, output_field=TextField())
+    return [Exact(json_type, "text"), Exact(extracted, value)]
+
+
+def _containment(item: PropertyFilter) -> dict:
+    nested: Any = item.value
+    for segment in reversed(item.path):
+        nested = {segment: nested}
+    return nested
+
+
+def profile_search(
+    *, datamart: Datamart, search: ProfileSearch, after_id: int | None, limit: int
+) -> list[UserProfile]:
+    """One page of matching profiles in id order, after the profile `after_id` (keyset paging).
+
+    On PostgreSQL property filters are jsonb containment (`properties @> …`), which the GIN
+    index (jsonb_path_ops) serves; elsewhere typed JSON path comparisons.
+    """
+    queryset = UserProfile.objects.filter(datamart=datamart)
+    if search.compartment_id is not None:
+        queryset = queryset.filter(
+            compartment=compartment_get(datamart=datamart, compartment_id=search.compartment_id)
+        )
+    if search.user_account_id is not None:
+        queryset = queryset.filter(user_account_id=search.user_account_id)
+    if search.modified_since is not None:
+        queryset = queryset.filter(last_modified_ts__gte=search.modified_since)
+    for item in search.properties:
+        if connection.vendor == "postgresql":
+            queryset = queryset.filter(properties__contains=_containment(item))
+        else:
+            queryset = queryset.filter(*_sqlite_property_conditions(item))
+    if after_id is not None:
+        queryset = queryset.filter(id__gt=after_id)
+    return list(queryset.select_related("compartment").order_by("id")[:limit])

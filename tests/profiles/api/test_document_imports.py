@@ -1,0 +1,310 @@
+"""Document imports and executions: definitions, raw uploads, status, errors, cancel."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from imports.models import DocumentImport, Execution, ExecutionError
+from profiles.services import api_token_create
+from tests.profiles.api.client import BASE, ApiClient, data, error
+
+IMPORTS = f"{BASE}/document_imports"
+NDJSON = (
+    b'{"operation":"UPSERT","compartment_id":1606,"user_account_id":"c9879698769OIUYOIY9879879",'
+    b'"user_profile":{"$compartment_id":1606,"$user_account_id":"c9879698769OIUYOIY9879879",'
+    b'"firstname":"David","newsletter_options":{"subscribed":true,"preferred_periods":"MONTHLY"}}}\n'
+)
+EXECUTION_KEYS = {
+    "id",
+    "document_import_id",
+    "status",
+    "created_ts",
+    "start_ts",
+    "end_ts",
+    "progress",
+    "counters",
+}
+COUNTER_KEYS = {
+    "total",
+    "processed",
+    "created",
+    "updated",
+    "deleted",
+    "unchanged",
+    "not_found",
+    "failed",
+}
+
+
+def create_import(api, **fields) -> dict:
+    response = api.post(IMPORTS, {"name": "CRM daily", **fields})
+    assert response.status_code == 201, response.content
+    return data(response)
+
+
+def upload(api, import_id: int, body: bytes = NDJSON, content_type="application/x-ndjson", **extra):
+    return api.client.post(
+        f"{IMPORTS}/{import_id}/executions", data=body, content_type=content_type, **extra
+    )
+
+
+def test_create_a_document_import_with_the_platforms_body(api):
+    body = {
+        "document_type": "USER_PROFILE",
+        "mime_type": "APPLICATION_X_NDJSON",
+        "encoding": "utf-8",
+        "name": "CRM daily",
+    }
+    created = data(api.post(IMPORTS, body))
+    assert created["id"] > 0 and created["datamart_id"] == 1 and created["created_ts"] > 0
+    assert {key: created[key] for key in body} == body
+
+
+def test_create_defaults_to_ndjson_utf8(api):
+    created = create_import(api)
+    assert (created["mime_type"], created["encoding"], created["document_type"]) == (
+        "APPLICATION_X_NDJSON",
+        "utf-8",
+        "USER_PROFILE",
+    )
+    assert create_import(api, encoding="LATIN-1")["encoding"] == "iso8859-1"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"name": "x", "id": 5}, "id", "READ_ONLY_FIELD"),
+        ({"name": "x", "datamart_id": 2}, "datamart_id", "READ_ONLY_FIELD"),
+        ({"name": "x", "created_ts": 1}, "created_ts", "READ_ONLY_FIELD"),
+        ({"name": "x", "owner": "me"}, "owner", "UNKNOWN_FIELD"),
+        ({"name": "x", "mime_type": "text/csv"}, "mime_type", "INVALID_FIELD"),
+        ({"name": "x", "document_type": "USER_ACTIVITY"}, "document_type", "INVALID_FIELD"),
+        ({"name": "x", "encoding": "klingon"}, "encoding", "INVALID_ENCODING"),
+        ({"name": ["x"]}, "name", "INVALID_FIELD"),
+        ({}, "name", "INVALID_FIELD"),
+    ],
+)
+def test_create_with_a_bad_body_answers_400(api, body, field, code):
+    found = error(api.post(IMPORTS, body), 400)
+    assert (found["field"], found["error_code"]) == (field, code)
+    assert not DocumentImport.objects.exists()
+
+
+def test_list_and_get_document_imports_with_paging(api):
+    ids = [create_import(api, name=f"import {n}")["id"] for n in range(3)]
+    first = api.get(IMPORTS, {"limit": "2"}).json()
+    assert [item["id"] for item in first["data"]] == ids[:2]
+    second = api.get(IMPORTS, {"limit": "2", "cursor": first["next"]}).json()
+    assert [item["id"] for item in second["data"]] == ids[2:] and second["next"] is None
+    assert data(api.get(f"{IMPORTS}/{ids[1]}"))["name"] == "import 1"
+    assert error(api.get(f"{IMPORTS}/999999"), 404)
+
+
+def test_another_datamarts_imports_and_executions_answer_404(api, other_api):
+    created = create_import(api)
+    execution = data(upload(api, created["id"]))
+    theirs = "/api/v1/datamarts/2/document_imports"
+    assert data(other_api.get(theirs)) == []
+    for path in (
+        f"{IMPORTS}/{created['id']}",
+        f"{IMPORTS}/{created['id']}/executions",
+        f"{IMPORTS}/{created['id']}/executions/{execution['id']}",
+        f"{IMPORTS}/{created['id']}/executions/{execution['id']}/errors",
+        f"{theirs}/{created['id']}",
+        f"{theirs}/{created['id']}/executions/{execution['id']}",
+    ):
+        assert error(other_api.get(path), 404), path
+    assert error(upload(other_api, created["id"]), 404)
+    assert error(
+        other_api.post(f"{IMPORTS}/{created['id']}/executions/{execution['id']}/cancel"), 404
+    )
+    assert Execution.objects.get().status == Execution.Status.PENDING
+
+
+def test_upload_answers_at_once_with_the_pending_execution(api, token):
+    created = create_import(api)
+    response = upload(api, created["id"])
+    assert response.status_code == 201
+    execution = data(response)
+    assert set(execution) == EXECUTION_KEYS and set(execution["counters"]) == COUNTER_KEYS
+    assert execution["status"] == "PENDING" and execution["document_import_id"] == created["id"]
+    assert execution["start_ts"] is None and execution["end_ts"] is None
+    assert 0 <= execution["progress"] <= 1
+    stored = Execution.objects.get(pk=execution["id"])
+    assert stored.api_token_id == token[0].pk
+    with stored.file.open("rb") as handle:
+        assert handle.read() == NDJSON
+
+
+def test_upload_keeps_the_content_disposition_file_name(api):
+    created = create_import(api)
+    execution = data(
+        upload(api, created["id"], HTTP_CONTENT_DISPOSITION='attachment; filename="crm.ndjson"')
+    )
+    assert Execution.objects.get(pk=execution["id"]).file_name == "crm.ndjson"
+
+
+def test_upload_of_a_large_file_is_streamed_to_storage(api, settings):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # bigger bodies go through a temporary file
+    created = create_import(api)
+    body = NDJSON * 2000
+    execution = data(upload(api, created["id"], body))
+    stored = Execution.objects.get(pk=execution["id"])
+    assert stored.file_size == len(body)
+    with stored.file.open("rb") as handle:
+        assert handle.read() == body
+
+
+@pytest.mark.parametrize(
+    ("mime_type", "content_type"),
+    [
+        ("APPLICATION_X_NDJSON", "application/x-ndjson; charset=utf-8"),
+        ("APPLICATION_X_NDJSON", "application/ndjson"),
+        ("TEXT_CSV", "text/csv"),
+        ("APPLICATION_JSON", "application/json"),
+        ("APPLICATION_XLSX", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    ],
+)
+def test_upload_accepts_the_content_type_of_the_definition(api, mime_type, content_type):
+    created = create_import(api, mime_type=mime_type)
+    assert upload(api, created["id"], b"x,y\n1,2\n", content_type).status_code == 201
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/json", "text/plain", ""])
+def test_upload_with_another_content_type_answers_415(api, content_type):
+    created = create_import(api)
+    response = upload(api, created["id"], NDJSON, content_type)
+    assert error(response, 415)["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert "application/x-ndjson" in response.json()["error"]
+    assert not Execution.objects.exists()
+
+
+def test_upload_of_an_empty_body_answers_400(api):
+    created = create_import(api)
+    # The test client drops Content-Type with an empty body; a real client sends it.
+    response = upload(api, created["id"], b"", CONTENT_TYPE="application/x-ndjson")
+    assert error(response, 400)["error_code"] == "EMPTY_FILE"
+
+
+def test_upload_over_the_size_cap_answers_413(api, settings):
+    settings.IMPORT_MAX_FILE_BYTES = 10
+    created = create_import(api)
+    assert error(upload(api, created["id"]), 413)["error_code"] == "PAYLOAD_TOO_LARGE"
+    assert not Execution.objects.exists()
+
+
+def test_upload_defaults_can_be_chosen(api):
+    created = create_import(api)
+    path = f"{IMPORTS}/{created['id']}/executions?update_strategy=FORCE_REPLACE"
+    response = api.client.post(path, data=NDJSON, content_type="application/x-ndjson")
+    stored = Execution.objects.get(pk=data(response)["id"])
+    assert stored.default_update_strategy == "FORCE_REPLACE"
+    bad = f"{IMPORTS}/{created['id']}/executions?merge_objects=perhaps"
+    response = api.client.post(bad, data=NDJSON, content_type="application/x-ndjson")
+    assert error(response, 400)["error_code"] == "INVALID_MERGE_OBJECTS"
+
+
+def test_executions_list_newest_first_and_get_one(api):
+    created = create_import(api)
+    ids = [data(upload(api, created["id"]))["id"] for _ in range(3)]
+    listed = api.get(f"{IMPORTS}/{created['id']}/executions", {"limit": "2"}).json()
+    assert [item["id"] for item in listed["data"]] == ids[::-1][:2]
+    rest = api.get(f"{IMPORTS}/{created['id']}/executions", {"cursor": listed["next"]}).json()
+    assert [item["id"] for item in rest["data"]] == ids[:1]
+    one = data(api.get(f"{IMPORTS}/{created['id']}/executions/{ids[0]}"))
+    assert one["id"] == ids[0] and set(one) == EXECUTION_KEYS
+
+
+def test_an_execution_is_found_only_under_its_own_import(api):
+    first, second = create_import(api), create_import(api)
+    execution = data(upload(api, first["id"]))
+    assert error(api.get(f"{IMPORTS}/{second['id']}/executions/{execution['id']}"), 404)
+
+
+def test_errors_are_listed_in_line_order_with_paging(api):
+    created = create_import(api)
+    execution = Execution.objects.get(pk=data(upload(api, created["id"]))["id"])
+    for line in (5, 2, 9):
+        ExecutionError.objects.create(
+            execution=execution,
+            line=line,
+            identifier=f"email_hash=h{line}",
+            error_code="RESERVED_KEY",
+            message="custom property key '$x' uses the reserved '$' prefix",
+        )
+    path = f"{IMPORTS}/{created['id']}/executions/{execution.pk}/errors"
+    first = api.get(path, {"limit": "2"}).json()
+    assert first["data"] == [
+        {
+            "line": 2,
+            "identifier": "email_hash=h2",
+            "error_code": "RESERVED_KEY",
+            "message": "custom property key '$x' uses the reserved '$' prefix",
+        },
+        {
+            "line": 5,
+            "identifier": "email_hash=h5",
+            "error_code": "RESERVED_KEY",
+            "message": "custom property key '$x' uses the reserved '$' prefix",
+        },
+    ]
+    rest = api.get(path, {"limit": "2", "cursor": first["next"]}).json()
+    assert [item["line"] for item in rest["data"]] == [9] and rest["next"] is None
+
+
+def test_cancel_answers_the_execution(api):
+    created = create_import(api)
+    execution = data(upload(api, created["id"]))
+    response = api.post(f"{IMPORTS}/{created['id']}/executions/{execution['id']}/cancel")
+    assert response.status_code == 200
+    canceled = data(response)
+    assert canceled["id"] == execution["id"] and set(canceled) == EXECUTION_KEYS
+    assert canceled["status"] in {"CANCELED", "PENDING", "RUNNING"}
+    assert error(api.post(f"{IMPORTS}/{created['id']}/executions/999999/cancel"), 404)
+
+
+def test_the_platforms_documented_flow(
+    api, crm_compartment, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Create a document import, post an NDJSON execution, poll it, read the profile."""
+    from profiles_site.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    created = create_import(
+        api, document_type="USER_PROFILE", mime_type="APPLICATION_X_NDJSON", encoding="utf-8"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(api, created["id"])
+    assert response.status_code == 201 and data(response)["status"] == "PENDING"
+    polled = data(api.get(f"{IMPORTS}/{created['id']}/executions/{data(response)['id']}"))
+    assert set(polled) == EXECUTION_KEYS
+    if importlib.util.find_spec("imports.pipeline") is None:
+        pytest.skip(
+            "the import pipeline (branch imports) is not here yet: the rest runs once it is"
+        )
+    assert polled["status"] == "SUCCEEDED", polled
+    assert polled["counters"]["created"] == 1 and polled["progress"] == 1
+    selector = "compartment_id=1606,user_account_id=c9879698769OIUYOIY9879879"
+    profile = data(
+        api.get(
+            f"{BASE}/user_points/{selector}/user_profiles/compartment_id=1606"
+            "/user_account_id=c9879698769OIUYOIY9879879"
+        )
+    )
+    assert profile["firstname"] == "David"
+    assert profile["newsletter_options"] == {"subscribed": True, "preferred_periods": "MONTHLY"}
+
+
+def test_a_staff_upload_records_the_user(datamart):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    admin = get_user_model().objects.create_superuser("root", password="pw")
+    client = Client()
+    client.force_login(admin)
+    created = data(ApiClient(client=client).post(IMPORTS, {"name": "from the browser"}))
+    response = upload(ApiClient(client=client), created["id"])
+    assert Execution.objects.get(pk=data(response)["id"]).created_by == admin
+    assert api_token_create  # tokens and sessions share the endpoints

@@ -1,0 +1,245 @@
+"""One profile: GET, PUT (FORCE_REPLACE), PATCH (deep merge or PARTIAL_DELETE), DELETE."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from profiles.models import ProfileChange, UserAccount, UserPoint, UserProfile
+from tests.profiles.api.client import data, error, profile_path
+
+ACCOUNT = "compartment_id=1606,user_account_id=c9879698769OIUYOIY9879879"
+PROFILE = profile_path(ACCOUNT, 1606, "c9879698769OIUYOIY9879879")
+SPEC_PROFILE = {
+    "firstname": "David",
+    "gender": 1,
+    "nl": {"subscribed": True, "period": "MONTHLY"},
+    "tags": ["a", "b"],
+    "contracts": [{"id": "c1", "s": "on"}, {"id": "c2", "s": "on"}],
+}
+
+
+def custom(profile: dict) -> dict:
+    return {key: value for key, value in profile.items() if not key.startswith("$")}
+
+
+def test_put_through_an_unknown_identifier_creates_the_point_and_the_profile(api, crm_compartment):
+    response = api.put(PROFILE, {"firstname": "David"})
+    assert response.status_code == 201
+    created = data(response)
+    assert created["$compartment_id"] == 1606
+    assert created["$user_account_id"] == "c9879698769OIUYOIY9879879"
+    assert created["$creation_ts"] == created["$last_modified_ts"] > 0
+    assert custom(created) == {"firstname": "David"}
+    point = UserPoint.objects.get()
+    assert created["$user_point_id"] == str(point.pk)
+    account = UserAccount.objects.get()
+    assert (account.user_point_id, account.user_account_id) == (
+        point.pk,
+        "c9879698769OIUYOIY9879879",
+    )
+
+
+def test_get_answers_the_profile_object(api, crm_compartment):
+    api.put(PROFILE, SPEC_PROFILE)
+    found = data(api.get(PROFILE))
+    assert custom(found) == SPEC_PROFILE
+    assert list(found)[:4] == [
+        "$compartment_id",
+        "$user_account_id",
+        "$creation_ts",
+        "$last_modified_ts",
+    ]
+
+
+def test_put_replaces_the_properties_and_keeps_the_creation_time(api, crm_compartment):
+    created = data(api.put(PROFILE, SPEC_PROFILE))
+    response = api.put(PROFILE, {"lastname": "Guetta"})
+    assert response.status_code == 200
+    replaced = data(response)
+    assert custom(replaced) == {"lastname": "Guetta"}
+    assert replaced["$creation_ts"] == created["$creation_ts"]
+
+
+def test_client_timestamps_and_point_ids_are_ignored(api, crm_compartment):
+    response = api.put(
+        PROFILE,
+        {"$creation_ts": 1, "$last_modified_ts": 2, "$user_point_id": str(uuid.uuid4()), "a": 1},
+    )
+    created = data(response)
+    assert created["$creation_ts"] > 1000 and created["$last_modified_ts"] > 1000
+    assert created["$user_point_id"] == str(UserPoint.objects.get().pk)
+    assert custom(created) == {"a": 1}
+
+
+def test_an_unchanged_put_keeps_last_modified(api, crm_compartment):
+    first = data(api.put(PROFILE, {"a": 1}))
+    time.sleep(0.005)
+    again = data(api.put(PROFILE, {"a": 1}))
+    assert again["$last_modified_ts"] == first["$last_modified_ts"]
+
+
+def test_patch_deep_merges_as_spec_says(api, crm_compartment):
+    api.put(PROFILE, SPEC_PROFILE)
+    response = api.patch(PROFILE, {"gender": 2, "nl": {"subscribed": False}, "tags": ["b", "c"]})
+    assert response.status_code == 200
+    assert custom(data(response)) == {
+        **SPEC_PROFILE,
+        "gender": 2,
+        "nl": {"subscribed": False, "period": "MONTHLY"},
+        "tags": ["a", "b", "c"],
+    }
+
+
+def test_patch_with_merge_objects_false_is_shallow(api, crm_compartment):
+    api.put(PROFILE, SPEC_PROFILE)
+    merged = data(api.patch(PROFILE + "?merge_objects=false", {"nl": {"subscribed": False}}))
+    assert merged["nl"] == {"subscribed": False}
+
+
+def test_patch_partial_delete_removes_what_the_body_names(api, crm_compartment):
+    api.put(PROFILE, SPEC_PROFILE)
+    response = api.patch(
+        PROFILE + "?update_strategy=PARTIAL_DELETE",
+        {"gender": None, "nl": {"period": None}, "tags": ["a"], "contracts": [{"id": "c1"}]},
+    )
+    assert custom(data(response)) == {
+        "firstname": "David",
+        "nl": {"subscribed": True},
+        "tags": ["b"],
+        "contracts": [{"id": "c2", "s": "on"}],
+    }
+
+
+def test_patch_creates_a_missing_profile(api, crm_compartment):
+    response = api.patch(PROFILE, {"a": {"b": 1}})
+    assert response.status_code == 201
+    assert custom(data(response)) == {"a": {"b": 1}}
+
+
+def test_partial_delete_of_a_missing_profile_answers_404_and_creates_nothing(api, crm_compartment):
+    response = api.patch(PROFILE + "?update_strategy=PARTIAL_DELETE", {"a": None})
+    assert error(response, 404)["error_code"] == "PROFILE_NOT_FOUND"
+    assert not UserPoint.objects.exists()
+
+
+@pytest.mark.parametrize("strategy", ["FORCE_REPLACE", "MERGE", ""])
+def test_patch_refuses_other_strategies(api, crm_compartment, strategy):
+    if strategy == "":
+        response = api.patch(PROFILE + "?merge_objects=maybe", {"a": 1})
+    else:
+        response = api.patch(PROFILE + f"?update_strategy={strategy}", {"a": 1})
+    assert error(response, 400)["error_code"] in {
+        "INVALID_UPDATE_STRATEGY",
+        "INVALID_MERGE_OBJECTS",
+    }
+    assert not UserProfile.objects.exists()
+
+
+def test_a_uuid_selector_must_exist(api, crm_compartment):
+    response = api.put(profile_path(str(uuid.uuid4()), 1606), {"a": 1})
+    assert error(response, 404)["error_code"] == "USER_POINT_NOT_FOUND"
+    assert not UserPoint.objects.exists()
+
+
+def test_a_known_uuid_selector_writes_that_point(api, crm_compartment):
+    point = data(api.put(PROFILE, {"a": 1}))["$user_point_id"]
+    anonymous = profile_path(f"user_point_id={point}", 1)
+    assert api.put(anonymous, {"b": 2}).status_code == 201
+    assert UserProfile.objects.filter(user_point_id=point).count() == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"$compartment_id": 1, "a": 1},
+        {"$compartment_id": "7", "a": 1},
+        {"$user_account_id": "someone-else", "a": 1},
+        {"$user_account_id": None, "a": 1},
+    ],
+)
+def test_dollar_keys_that_disagree_with_the_path_answer_400(api, crm_compartment, body):
+    found = error(api.put(PROFILE, body), 400)
+    assert found["error_code"] == "ADDRESS_MISMATCH"
+    assert not UserProfile.objects.exists()
+
+
+def test_dollar_keys_that_agree_with_the_path_are_accepted(api, crm_compartment):
+    body = {"$compartment_id": "1606", "$user_account_id": "c9879698769OIUYOIY9879879", "a": 1}
+    assert api.put(PROFILE, body).status_code == 201
+    anonymous = profile_path("email_hash=h", 1606)
+    assert (
+        api.put(anonymous, {"$compartment_id": 1606, "$user_account_id": None}).status_code == 201
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"$x": 1}, "RESERVED_KEY"),
+        ({"\uff04x": 1}, "RESERVED_KEY"),
+        ({"$compartment_id": 1.5}, "INVALID_COMPARTMENT_ID"),
+        ({"$compartment_id": True}, "INVALID_COMPARTMENT_ID"),
+        ({"$user_account_id": ["x"]}, "INVALID_USER_ACCOUNT_ID"),
+        ({"a": {"b" * 300: 1}}, "KEY_TOO_LONG"),
+    ],
+)
+def test_invalid_profile_objects_answer_400_with_the_validators_code(
+    api, crm_compartment, body, code
+):
+    assert error(api.put(PROFILE, body), 400)["error_code"] == code
+    assert error(api.patch(PROFILE, body), 400)["error_code"] == code
+    assert not UserPoint.objects.exists()
+
+
+def test_an_unknown_compartment_is_refused_on_write_and_missing_on_read(api, crm_compartment):
+    path = profile_path("email_hash=h", 4242)
+    assert error(api.put(path, {"a": 1}), 400)["error_code"] == "UNKNOWN_COMPARTMENT"
+    assert error(api.get(path), 404)
+    assert error(api.delete(path), 404)
+    assert error(api.get(profile_path("email_hash=h", "x")), 400)["error_code"] == (
+        "INVALID_COMPARTMENT_ID"
+    )
+
+
+def test_the_anonymous_and_the_account_profile_are_distinct(api, crm_compartment):
+    api.put(profile_path(ACCOUNT, 1606), {"anonymous": True})
+    api.put(PROFILE, {"account": True})
+    assert custom(data(api.get(profile_path(ACCOUNT, 1606)))) == {"anonymous": True}
+    assert custom(data(api.get(PROFILE))) == {"account": True}
+
+
+def test_get_of_a_missing_profile_of_a_known_point_answers_404(api, crm_compartment):
+    api.put(PROFILE, {"a": 1})
+    assert error(api.get(profile_path(ACCOUNT, 1606, "other")), 404)["error_code"] == "NOT_FOUND"
+    assert error(api.get(profile_path("email_hash=nobody", 1606)), 404)
+
+
+def test_delete_removes_the_profile_and_keeps_the_point(api, crm_compartment):
+    api.put(PROFILE, {"a": 1})
+    response = api.delete(PROFILE)
+    assert response.status_code == 200 and response.json() == {"status": "ok", "data": None}
+    assert not UserProfile.objects.exists()
+    assert UserPoint.objects.count() == 1 and UserAccount.objects.count() == 1
+    assert error(api.delete(PROFILE), 404)
+
+
+def test_another_datamarts_profile_answers_404_and_is_untouched(api, other_api, crm_compartment):
+    api.put(PROFILE, {"a": 1})
+    theirs = PROFILE.replace("/datamarts/1/", "/datamarts/2/")
+    assert error(other_api.get(theirs), 404)
+    assert error(other_api.put(PROFILE, {"a": 2}), 404)
+    assert error(other_api.delete(PROFILE), 404)
+    assert UserProfile.objects.get().properties == {"a": 1}
+
+
+def test_writes_are_recorded_as_api_changes_of_the_token(api, token, crm_compartment):
+    api.put(PROFILE, {"a": 1})
+    api.patch(PROFILE, {"b": 1})
+    api.delete(PROFILE)
+    changes = ProfileChange.objects.order_by("id")
+    assert [change.action for change in changes] == ["created", "updated", "deleted"]
+    assert {(change.source, change.api_token_id) for change in changes} == {("api", token[0].pk)}
+    assert changes[1].changed_keys == ["b"]

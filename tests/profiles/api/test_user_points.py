@@ -1,0 +1,138 @@
+"""User points by any selector: read with identifiers and profiles, list profiles, delete."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
+from profiles.merge import DEFAULT_MERGE_MODE
+from profiles.models import UserAccount, UserPoint, UserProfile
+from profiles.services import (
+    compartment_get,
+    identifier_attach,
+    profile_upsert,
+    user_point_resolve,
+)
+from tests.profiles.api.client import BASE, data, error
+
+
+@pytest.fixture
+def point(datamart, crm_compartment):
+    """A point with an account (with a comma), an email hash, a user agent and two profiles."""
+    point, _ = user_point_resolve(
+        datamart=datamart, identifier=AccountIdentifier("acc,1 x", 1606), create=True
+    )
+    identifier_attach(user_point=point, identifier=EmailIdentifier("h 1"), email="d@example.com")
+    identifier_attach(user_point=point, identifier=UserAgentIdentifier("vec:89998434"))
+    for compartment_id, account in ((1606, "acc,1 x"), (None, None)):
+        profile_upsert(
+            user_point=point,
+            compartment=compartment_get(datamart=datamart, compartment_id=compartment_id),
+            user_account_id=account,
+            properties={"firstname": "David"},
+            mode=DEFAULT_MERGE_MODE,
+        )
+    return point
+
+
+def selectors(point) -> list[str]:
+    return [
+        str(point.pk),
+        f"user_point_id={point.pk}",
+        "compartment_id=1606,user_account_id=acc,1%20x",
+        "compartment_id=1606,user_account_id=acc%2C1%20x",
+        "email_hash=h%201",
+        "user_agent_id=vec:89998434",
+    ]
+
+
+def test_every_selector_names_the_same_point(api, point):
+    for selector in selectors(point):
+        response = api.get(f"{BASE}/user_points/{selector}")
+        assert response.status_code == 200, selector
+        assert data(response)["id"] == str(point.pk)
+
+
+def test_a_point_renders_its_identifiers_and_profiles(api, point):
+    found = data(api.get(f"{BASE}/user_points/{point.pk}"))
+    assert found["creation_ts"] > 0
+    assert sorted(found["identifiers"], key=lambda item: item["type"]) == [
+        {"type": "USER_ACCOUNT", "compartment_id": 1606, "user_account_id": "acc,1 x"},
+        {"type": "USER_AGENT", "user_agent_id": "vec:89998434"},
+        {"type": "USER_EMAIL", "email_hash": "h 1", "email": "d@example.com"},
+    ]
+    assert [(p["$compartment_id"], p["$user_account_id"]) for p in found["profiles"]] == [
+        (1606, "acc,1 x"),
+        (1, None),
+    ]
+    assert all(p["$user_point_id"] == str(point.pk) for p in found["profiles"])
+
+
+def test_user_account_id_alone_means_the_default_compartment(api, datamart):
+    point, _ = user_point_resolve(
+        datamart=datamart, identifier=AccountIdentifier("in-default"), create=True
+    )
+    found = data(api.get(f"{BASE}/user_points/user_account_id=in-default"))
+    assert found["id"] == str(point.pk)
+
+
+def test_the_points_profiles(api, point):
+    response = api.get(f"{BASE}/user_points/email_hash=h%201/user_profiles")
+    body = response.json()
+    assert body["count"] == 2 and body["next"] is None
+    assert [p["firstname"] for p in data(response)] == ["David", "David"]
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        str(uuid.uuid4()),
+        "email_hash=unknown",
+        "user_agent_id=vec:0",
+        "compartment_id=1606,user_account_id=nobody",
+        "compartment_id=4242,user_account_id=acc,1 x",  # no such compartment
+    ],
+)
+def test_an_unknown_point_answers_404(api, point, selector):
+    assert error(api.get(f"{BASE}/user_points/{selector}"), 404)["error_code"] == "NOT_FOUND"
+    assert error(api.get(f"{BASE}/user_points/{selector}/user_profiles"), 404)
+    assert error(api.delete(f"{BASE}/user_points/{selector}"), 404)
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "not-a-uuid",
+        "user_point_id=123",
+        "phone=0600",
+        "email_hash=",
+        "compartment_id=x,user_account_id=a",
+        "compartment_id=1606",
+        "user_account_id=" + "a" * 300,
+    ],
+)
+def test_a_malformed_selector_answers_400(api, point, selector):
+    body = error(api.get(f"{BASE}/user_points/{selector}"), 400)
+    assert body["error_code"] == "INVALID_SELECTOR"
+    assert body["field"] == "selector"
+
+
+def test_another_datamarts_point_answers_404_like_a_missing_one(point, other_api, api):
+    for selector in selectors(point):
+        assert error(other_api.get(f"/api/v1/datamarts/2/user_points/{selector}"), 404)
+    # Their token on our datamart's path is refused the same way, and nothing is deleted.
+    theirs = other_api.delete(f"{BASE}/user_points/{point.pk}")
+    missing = api.delete(f"{BASE}/user_points/{uuid.uuid4()}")
+    assert error(theirs, 404)["error_code"] == error(missing, 404)["error_code"]
+    assert UserPoint.objects.filter(pk=point.pk).exists()
+
+
+def test_delete_removes_the_point_its_identifiers_and_profiles(api, point):
+    response = api.delete(f"{BASE}/user_points/user_agent_id=vec:89998434")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "data": None}
+    assert not UserPoint.objects.exists()
+    assert not UserProfile.objects.exists() and not UserAccount.objects.exists()
+    assert error(api.get(f"{BASE}/user_points/{point.pk}"), 404)
