@@ -121,6 +121,13 @@ def execution_url(execution_id: int) -> str:
         return f"{reverse('admin:index')}imports/execution/{execution_id}/change/"
 
 
+SOURCE_LABELS = {"admin": "Back-office", "api": "API", "import": "Import", "system": "System"}
+
+
+def source_label(change: ProfileChange) -> str:
+    return SOURCE_LABELS.get(change.source, change.source)
+
+
 def change_who(change: ProfileChange) -> str:
     if change.execution_id is not None and change.user is None and change.api_token is None:
         return format_html(
@@ -158,7 +165,7 @@ def history_table(changes: list[ProfileChange], *, with_profile: bool = False) -
                 else f"{change.compartment_id}/{account}"
             )
         cells += [
-            change.get_source_display(),
+            source_label(change),
             change_who(change),
             change.get_action_display(),
             ", ".join(change.changed_keys) or "—",
@@ -320,7 +327,9 @@ class CompartmentAdmin(DatamartScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            compartment_update(compartment=obj, name=obj.name, is_default=obj.is_default)
+            # The form already set the new values on `obj`: the service compares with the stored.
+            stored = Compartment.objects.get(pk=obj.pk)
+            compartment_update(compartment=stored, name=obj.name, is_default=obj.is_default)
             Compartment.objects.filter(pk=obj.pk).update(list_properties=obj.list_properties)
             return
         created = compartment_create(
@@ -551,7 +560,7 @@ class UserProfileAdmin(DatamartScopedAdmin):
         "profile",
         "compartment",
         "account",
-        "properties",
+        "properties_column",
         "last_modified_ts",
         "point",
     )
@@ -613,7 +622,7 @@ class UserProfileAdmin(DatamartScopedAdmin):
         return obj.user_account_id or "anonymous"
 
     @admin.display(description="Properties")
-    def properties(self, obj):
+    def properties_column(self, obj):
         return properties_summary(obj)
 
     @admin.display(description="User point")
@@ -633,7 +642,7 @@ class UserProfileAdmin(DatamartScopedAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return [
-                (None, {"fields": ("compartment", "user_account_id", "user_point")}),
+                (None, {"fields": ("compartment", "user_account_id", "point")}),
                 ("Custom properties", {"fields": ("properties",)}),
             ]
         return [
@@ -844,7 +853,7 @@ class ApiTokenAdmin(DatamartScopedAdmin):
 
 @admin.register(ProfileChange)
 class ProfileChangeAdmin(DatamartScopedAdmin):
-    list_display = ("ts", "profile_link", "action", "source", "who", "keys")
+    list_display = ("ts", "profile_link", "action", "source_column", "who", "keys")
     list_filter = (DatamartListFilter, "source", "action")
     list_select_related = ("user", "api_token")
     # The id follows time and is indexed; sorting by `ts` would sort the whole history.
@@ -872,6 +881,10 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
             reverse("admin:profiles_userprofile_change", args=[obj.profile_id]),
             label,
         )
+
+    @admin.display(description="Source")
+    def source_column(self, obj):
+        return source_label(obj)
 
     @admin.display(description="Who")
     def who(self, obj):

@@ -129,7 +129,7 @@ class ProfileChangeForm(ScopedModelForm):
 class ProfileAddForm(ScopedModelForm):
     """Adding a profile: a compartment, an optional account, and the point it belongs to."""
 
-    user_point = forms.CharField(
+    point = forms.CharField(
         required=False,
         label="User point",
         help_text=(
@@ -159,14 +159,14 @@ class ProfileAddForm(ScopedModelForm):
         if compartment is None:
             return cleaned
         account = cleaned.get("user_account_id")
-        raw_point = (cleaned.get("user_point") or "").strip()
+        raw_point = (cleaned.get("point") or "").strip()
         point: UserPoint | None = None
         if raw_point:
             point = UserPoint.objects.filter(
                 pk=_uuid_or_none(raw_point), datamart_id=compartment.datamart_id
             ).first()
             if point is None:
-                self.add_error("user_point", "No such user point in the compartment's datamart.")
+                self.add_error("point", "No such user point in the compartment's datamart.")
                 return cleaned
         elif account:
             point = user_point_find(
@@ -174,9 +174,7 @@ class ProfileAddForm(ScopedModelForm):
                 identifier=AccountIdentifier(account, compartment.compartment_id),
             )
         else:
-            self.add_error(
-                "user_point", "Give a user point, or an account id to find or create one."
-            )
+            self.add_error("point", "Give a user point, or an account id to find or create one.")
             return cleaned
         if point is not None:
             existing = profile_find(

@@ -42,7 +42,7 @@ class FakeRun:
     created: int
 
     def account_id(self, number: int) -> str:
-        return f"acct-{self.tag}-{number}"
+        return f"acct-{self.tag}-{number:010d}"
 
 
 def fake_profiles_generate(
@@ -81,24 +81,26 @@ def fake_profiles_generate(
     return FakeRun(tag=tag, created=count)
 
 
-_POINT_ID = "md5(%(tag)s || ':' || n)::uuid"
+# The run's 8 hex digits, then n: ids ascend within a run, so bulk inserts append to the
+# indexes instead of touching random pages (the ids are still unique and opaque to clients).
+_POINT_ID = "(%(tag_hex)s || lpad(to_hex(n), 24, '0'))::uuid"
 _COMPARTMENT = "(%(compartments)s::bigint[])[1 + n %% %(n_compartments)s]"
-_ACCOUNT = "'acct-' || %(tag)s || '-' || n"
+_ACCOUNT = "'acct-' || %(tag)s || '-' || lpad(n::text, 10, '0')"
 _MODIFIED = "%(now)s - make_interval(secs => (n * 7919) %% " + str(YEAR_SECONDS) + ")"
 
 _POSTGRESQL_BATCH = [
     f"""INSERT INTO profiles_userpoint (id, datamart_id, creation_ts)
         SELECT {_POINT_ID}, %(datamart)s, {_MODIFIED} - make_interval(secs => n %% 86400)
-        FROM generate_series(%(low)s, %(high)s) AS n""",
+        FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS n""",
     f"""INSERT INTO profiles_useraccount (datamart_id, user_point_id, compartment_id, user_account_id)
         SELECT %(datamart)s, {_POINT_ID}, {_COMPARTMENT}, {_ACCOUNT}
-        FROM generate_series(%(low)s, %(high)s) AS n""",
+        FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS n""",
     f"""INSERT INTO profiles_useremail (datamart_id, user_point_id, email_hash, email)
         SELECT %(datamart)s, {_POINT_ID}, encode(sha256(('email:' || %(tag)s || ':' || n)::bytea), 'hex'), ''
-        FROM generate_series(%(low)s, %(high)s) AS n WHERE n %% 10 = 0""",
+        FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS n WHERE n %% 10 = 0""",
     f"""INSERT INTO profiles_useragent (datamart_id, user_point_id, user_agent_id)
         SELECT %(datamart)s, {_POINT_ID}, 'vec:' || %(tag)s || n
-        FROM generate_series(%(low)s, %(high)s) AS n WHERE n %% 10 = 5""",
+        FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS n WHERE n %% 10 = 5""",
     f"""INSERT INTO profiles_userprofile (datamart_id, user_point_id, compartment_id,
             user_account_id, properties, creation_ts, last_modified_ts)
         SELECT %(datamart)s, {_POINT_ID}, {_COMPARTMENT}, {_ACCOUNT},
@@ -112,8 +114,12 @@ _POSTGRESQL_BATCH = [
                     'preferred_periods', (%(periods)s::text[])[1 + n %% 3]),
                 'tags', jsonb_build_array('t' || n %% 5, 't' || n %% 7)),
             {_MODIFIED} - make_interval(secs => n %% 86400), {_MODIFIED}
-        FROM generate_series(%(low)s, %(high)s) AS n""",
+        FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS n""",
 ]
+
+
+def tag_hex(tag: str) -> str:
+    return hashlib.md5(tag.encode()).hexdigest()[:8]
 
 
 def _batch_postgresql(datamart_id, compartments, tag, low, high) -> None:
@@ -122,6 +128,7 @@ def _batch_postgresql(datamart_id, compartments, tag, low, high) -> None:
         "compartments": compartments,
         "n_compartments": len(compartments),
         "tag": tag,
+        "tag_hex": tag_hex(tag),
         "low": low,
         "high": high,
         "now": timezone.now(),
@@ -153,9 +160,9 @@ def _batch_orm(datamart_id, compartments, tag, low, high) -> None:
     now = timezone.now()
     points, accounts, emails, agents, profiles = [], [], [], [], []
     for number in range(low, high + 1):
-        point_id = uuid.UUID(hashlib.md5(f"{tag}:{number}".encode()).hexdigest())
+        point_id = uuid.UUID(f"{tag_hex(tag)}{number:024x}")
         compartment = compartments[number % len(compartments)]
-        account = f"acct-{tag}-{number}"
+        account = f"acct-{tag}-{number:010d}"
         modified = now - timedelta(seconds=(number * 7919) % YEAR_SECONDS)
         points.append(
             UserPoint(

@@ -1,8 +1,10 @@
 """Property path filters (`newsletter_options.subscribed = true`), read as the API reads them.
 
 The value is a JSON literal when it is one (`true`, `false`, `null`, numbers, `"quoted"`),
-else a plain string. On PostgreSQL the filter is a containment (`properties @> {...}`), which
-the GIN index (jsonb_path_ops) serves; elsewhere it compares the value at the path.
+else a plain string. Types count: `true` matches neither `"true"` nor `1`. Every part of the
+path is an object key. On PostgreSQL the filter is a containment (`properties @> {...}`), which
+the GIN index (jsonb_path_ops) serves (an array or object value then matches by containment);
+on SQLite it compares the JSON type and the value found at the path.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import json
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import CharField, F, FloatField, Func, Q, TextField, Value
+from django.db.models.lookups import Exact, In
 
 from profiles.errors import ProfileError
 
@@ -46,8 +49,28 @@ def property_filter_q(path: str, value: Any, *, vendor: str | None = None) -> Q:
         for part in reversed(parts):
             nested = {part: nested}
         return Q(properties__contains=nested)
-    # KeyTransform lookups: a part made of digits reads as an array index, as in Django.
-    return Q(**{"properties__" + "__".join(parts): value})
+    return _sqlite_q(parts, value)
+
+
+def _sqlite_q(parts: list[str], value: Any) -> Q:
+    json_path = "$" + "".join('."' + part.replace('"', "") + '"' for part in parts)
+
+    def at_path(function: str, output_field) -> Func:
+        return Func(F("properties"), Value(json_path), function=function, output_field=output_field)
+
+    json_type = at_path("JSON_TYPE", CharField())
+    if value is None or isinstance(value, bool):
+        return Q(Exact(json_type, {None: "null", True: "true", False: "false"}[value]))
+    if isinstance(value, int | float):
+        return Q(In(json_type, ["integer", "real"])) & Q(
+            Exact(at_path("JSON_EXTRACT", FloatField()), float(value))
+        )
+    if isinstance(value, str):
+        return Q(Exact(json_type, "text")) & Q(Exact(at_path("JSON_EXTRACT", TextField()), value))
+    # Objects and arrays: equal when their compact JSON texts are (SQLite's JSON() minifies).
+    compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    minified = Func(at_path("JSON_EXTRACT", TextField()), function="JSON", output_field=TextField())
+    return Q(Exact(minified, compact))
 
 
 def property_expression_parse(expression: str) -> tuple[str, Any]:

@@ -75,5 +75,3 @@ def alice(make_staff, datamart):
 @pytest.fixture
 def bob(make_staff, other_datamart):
     return make_staff("bob", [other_datamart])
-
-

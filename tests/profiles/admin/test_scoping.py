@@ -70,9 +70,9 @@ def test_counts_and_lists_of_every_model_are_scoped(two_tenants, other_datamart,
         "/admin/profiles/apitoken/",
     ):
         results = client.get(url).context["cl"].result_list
-        assert all(
-            getattr(row, "datamart_id", getattr(row, "id", None)) == 1 for row in results
-        ), url
+        assert all(getattr(row, "datamart_id", getattr(row, "id", None)) == 1 for row in results), (
+            url
+        )
     assert client.get("/admin/profiles/userpoint/").context["cl"].result_count == 1
 
 
@@ -92,13 +92,16 @@ def test_superuser_sees_every_datamart(two_tenants, login, django_user_model):
 def test_choices_offered_in_forms_are_the_own_datamarts(datamart, other_datamart, alice, login):
     compartment_create(datamart=other_datamart, compartment_id=77, name="Foreign CRM")
     client = login(alice)
-    compartment_choices = client.get(PROFILES + "add/").context["adminform"].form.fields[
-        "compartment"
-    ].queryset
+    compartment_choices = (
+        client.get(PROFILES + "add/").context["adminform"].form.fields["compartment"].queryset
+    )
     assert {compartment.datamart_id for compartment in compartment_choices} == {1}
-    datamart_choices = client.get("/admin/profiles/compartment/add/").context[
-        "adminform"
-    ].form.fields["datamart"].queryset
+    datamart_choices = (
+        client.get("/admin/profiles/compartment/add/")
+        .context["adminform"]
+        .form.fields["datamart"]
+        .queryset
+    )
     assert list(datamart_choices) == [datamart]
 
 
