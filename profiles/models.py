@@ -187,6 +187,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["datamart_id", "name"]
+        verbose_name = "API token"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -7,91 +7,236 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('profiles', '0002_properties_gin_index'),
+        ("profiles", "0002_properties_gin_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DocumentImport',
+            name="DocumentImport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('document_type', models.CharField(choices=[('USER_PROFILE', 'User Profile')], default='USER_PROFILE', max_length=32)),
-                ('mime_type', models.CharField(choices=[('APPLICATION_X_NDJSON', 'NDJSON (application/x-ndjson)'), ('TEXT_CSV', 'CSV (text/csv)'), ('APPLICATION_JSON', 'JSON array (application/json)'), ('APPLICATION_XLSX', 'Excel (application/vnd.openxmlformats-officedocument.spreadsheetml.sheet)')], default='APPLICATION_X_NDJSON', max_length=32)),
-                ('encoding', models.CharField(default='utf-8', max_length=32)),
-                ('created_ts', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('datamart', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='document_imports', to='profiles.datamart')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                (
+                    "document_type",
+                    models.CharField(
+                        choices=[("USER_PROFILE", "User Profile")],
+                        default="USER_PROFILE",
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "mime_type",
+                    models.CharField(
+                        choices=[
+                            ("APPLICATION_X_NDJSON", "NDJSON (application/x-ndjson)"),
+                            ("TEXT_CSV", "CSV (text/csv)"),
+                            ("APPLICATION_JSON", "JSON array (application/json)"),
+                            (
+                                "APPLICATION_XLSX",
+                                "Excel (application/vnd.openxmlformats-officedocument.spreadsheetml.sheet)",
+                            ),
+                        ],
+                        default="APPLICATION_X_NDJSON",
+                        max_length=32,
+                    ),
+                ),
+                ("encoding", models.CharField(default="utf-8", max_length=32)),
+                (
+                    "created_ts",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                (
+                    "datamart",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="document_imports",
+                        to="profiles.datamart",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['datamart_id', 'id'],
+                "ordering": ["datamart_id", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Execution',
+            name="Execution",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('PENDING', 'Pending'), ('RUNNING', 'Running'), ('SUCCEEDED', 'Succeeded'), ('FAILED', 'Failed'), ('CANCELED', 'Canceled')], db_index=True, default='PENDING', max_length=16)),
-                ('file', models.FileField(max_length=500, upload_to='imports/%Y/%m/%d/')),
-                ('file_name', models.CharField(blank=True, help_text='The name it was uploaded with.', max_length=255)),
-                ('file_size', models.BigIntegerField(default=0)),
-                ('file_format', models.CharField(blank=True, help_text='NDJSON, JSON, CSV or XLSX.', max_length=8)),
-                ('encoding', models.CharField(default='utf-8', max_length=32)),
-                ('delimiter', models.CharField(blank=True, help_text='CSV: the delimiter found.', max_length=1)),
-                ('default_update_strategy', models.CharField(default='PARTIAL_UPDATE', max_length=16)),
-                ('default_merge_objects', models.BooleanField(default=True)),
-                ('created_ts', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('start_ts', models.DateTimeField(blank=True, null=True)),
-                ('end_ts', models.DateTimeField(blank=True, null=True)),
-                ('total_lines', models.BigIntegerField(blank=True, help_text='Known once read to the end.', null=True)),
-                ('processed', models.BigIntegerField(default=0)),
-                ('created', models.BigIntegerField(default=0)),
-                ('updated', models.BigIntegerField(default=0)),
-                ('deleted', models.BigIntegerField(default=0)),
-                ('unchanged', models.BigIntegerField(default=0)),
-                ('not_found', models.BigIntegerField(default=0)),
-                ('failed', models.BigIntegerField(default=0)),
-                ('checkpoint_line', models.BigIntegerField(default=0, help_text='Last source line applied.')),
-                ('checkpoint_offset', models.BigIntegerField(default=0, help_text='Byte offset after it (NDJSON/CSV).')),
-                ('attempts', models.PositiveIntegerField(default=0, help_text='Runs started at this checkpoint.')),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('error_code', models.CharField(blank=True, max_length=64)),
-                ('error_message', models.TextField(blank=True)),
-                ('api_token', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='profiles.apitoken')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('datamart', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='profiles.datamart')),
-                ('document_import', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='executions', to='imports.documentimport')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("PENDING", "Pending"),
+                            ("RUNNING", "Running"),
+                            ("SUCCEEDED", "Succeeded"),
+                            ("FAILED", "Failed"),
+                            ("CANCELED", "Canceled"),
+                        ],
+                        db_index=True,
+                        default="PENDING",
+                        max_length=16,
+                    ),
+                ),
+                ("file", models.FileField(max_length=500, upload_to="imports/%Y/%m/%d/")),
+                (
+                    "file_name",
+                    models.CharField(
+                        blank=True, help_text="The name it was uploaded with.", max_length=255
+                    ),
+                ),
+                ("file_size", models.BigIntegerField(default=0)),
+                (
+                    "file_format",
+                    models.CharField(
+                        blank=True, help_text="NDJSON, JSON, CSV or XLSX.", max_length=8
+                    ),
+                ),
+                ("encoding", models.CharField(default="utf-8", max_length=32)),
+                (
+                    "delimiter",
+                    models.CharField(
+                        blank=True, help_text="CSV: the delimiter found.", max_length=1
+                    ),
+                ),
+                (
+                    "default_update_strategy",
+                    models.CharField(default="PARTIAL_UPDATE", max_length=16),
+                ),
+                ("default_merge_objects", models.BooleanField(default=True)),
+                (
+                    "created_ts",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("start_ts", models.DateTimeField(blank=True, null=True)),
+                ("end_ts", models.DateTimeField(blank=True, null=True)),
+                (
+                    "total_lines",
+                    models.BigIntegerField(
+                        blank=True, help_text="Known once read to the end.", null=True
+                    ),
+                ),
+                ("processed", models.BigIntegerField(default=0)),
+                ("created", models.BigIntegerField(default=0)),
+                ("updated", models.BigIntegerField(default=0)),
+                ("deleted", models.BigIntegerField(default=0)),
+                ("unchanged", models.BigIntegerField(default=0)),
+                ("not_found", models.BigIntegerField(default=0)),
+                ("failed", models.BigIntegerField(default=0)),
+                (
+                    "checkpoint_line",
+                    models.BigIntegerField(default=0, help_text="Last source line applied."),
+                ),
+                (
+                    "checkpoint_offset",
+                    models.BigIntegerField(
+                        default=0, help_text="Byte offset after it (NDJSON/CSV)."
+                    ),
+                ),
+                (
+                    "attempts",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Runs started at this checkpoint."
+                    ),
+                ),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("error_code", models.CharField(blank=True, max_length=64)),
+                ("error_message", models.TextField(blank=True)),
+                (
+                    "api_token",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="profiles.apitoken",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "datamart",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="profiles.datamart",
+                    ),
+                ),
+                (
+                    "document_import",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="executions",
+                        to="imports.documentimport",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_ts', '-id'],
+                "ordering": ["-created_ts", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ExecutionError',
+            name="ExecutionError",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('line', models.BigIntegerField()),
-                ('identifier', models.CharField(blank=True, max_length=600)),
-                ('error_code', models.CharField(max_length=64)),
-                ('message', models.TextField()),
-                ('field', models.CharField(blank=True, max_length=300)),
-                ('raw', models.JSONField(blank=True, help_text='The source record, as read.', null=True)),
-                ('execution', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='errors', to='imports.execution')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("line", models.BigIntegerField()),
+                ("identifier", models.CharField(blank=True, max_length=600)),
+                ("error_code", models.CharField(max_length=64)),
+                ("message", models.TextField()),
+                ("field", models.CharField(blank=True, max_length=300)),
+                (
+                    "raw",
+                    models.JSONField(
+                        blank=True, help_text="The source record, as read.", null=True
+                    ),
+                ),
+                (
+                    "execution",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="errors",
+                        to="imports.execution",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['execution_id', 'line', 'id'],
+                "ordering": ["execution_id", "line", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='execution',
-            index=models.Index(fields=['datamart', '-created_ts'], name='imports_exe_datamar_5a58ff_idx'),
+            model_name="execution",
+            index=models.Index(
+                fields=["datamart", "-created_ts"], name="imports_exe_datamar_5a58ff_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='executionerror',
-            index=models.Index(fields=['execution', 'line'], name='imports_exe_executi_82e97f_idx'),
+            model_name="executionerror",
+            index=models.Index(fields=["execution", "line"], name="imports_exe_executi_82e97f_idx"),
         ),
     ]

@@ -92,8 +92,8 @@ def test_compartment_filter_shows_that_compartments_chosen_property_columns(
 
 
 def test_modified_date_filter(people, alice, login):
-    assert len(listed(login(alice), last_modified_ts__gte="2000-01-01")) == 4
-    assert listed(login(alice), last_modified_ts__lt="2000-01-01") == []
+    assert len(listed(login(alice), last_modified_ts__gte="2000-01-01 00:00:00+00:00")) == 4
+    assert listed(login(alice), last_modified_ts__lt="2000-01-01 00:00:00+00:00") == []
 
 
 def test_the_list_makes_no_query_per_row(datamart, make_profile, alice, login):
