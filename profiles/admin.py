@@ -421,6 +421,7 @@ class UserPointAdmin(DatamartScopedAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     inlines = (AccountInline, EmailInline, AgentInline, ProfileInline)
+    change_form_template = "admin/profiles/userpoint/change_form.html"
 
     def get_queryset(self, request):
         return (
@@ -451,11 +452,15 @@ class UserPointAdmin(DatamartScopedAdmin):
                 "Attach another identifier",
                 {"fields": identifier, "classes": ("collapse",)},
             ),
-            ("History of its profiles", {"fields": ("history",)}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
-        return ("id", "datamart", "creation_ts", "history") if obj else ()
+        return ("id", "datamart", "creation_ts") if obj else ()
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["profile_history"] = self.history(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="Identifiers")
     def identifiers(self, obj):

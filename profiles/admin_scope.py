@@ -182,8 +182,7 @@ class DatamartListFilter(admin.SimpleListFilter):
             return queryset
         if not value.isdigit():
             return queryset.none()
-        lookup = getattr(self, "lookup", None) or "datamart_id"
-        return queryset.filter(**{lookup: int(value)})
+        return queryset.filter(datamart_id=int(value))
 
 
 class CompartmentListFilter(admin.SimpleListFilter):

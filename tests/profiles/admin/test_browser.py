@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from profiles.models import ProfileChange, UserProfile
 
@@ -47,6 +48,9 @@ def browser(monkeypatch):
             ],
         )
         yield chromium
+        # ORM calls made while Playwright's loop runs open their own connection: close it, or
+        # the test database cannot be dropped at the end of the run.
+        connections.close_all()
         chromium.close()
 
 
@@ -119,6 +123,11 @@ def test_staff_member_edits_a_nested_property_and_reads_it_in_the_history(
         "preferred_periods": "WEEKLY",
     }
     assert ProfileChange.objects.filter(profile_id=customer.pk, user=alice).exists()
+
+    page.click(".field-point_link a")
+    page.wait_for_selector("table.profile-history")
+    assert "c9879698769" in page.locator(".inline-group").nth(0).inner_text()
+    page.screenshot(path=str(ARTIFACTS / "admin-user-point.png"), full_page=True)
 
     other = logged_in_page(browser, live_server, "bob")
     response = other.goto(f"{live_server.url}/admin/profiles/userprofile/{customer.pk}/change/")
