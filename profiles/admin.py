@@ -591,6 +591,7 @@ class UserProfileAdmin(DatamartScopedAdmin):
     show_facets = admin.ShowFacets.NEVER
     change_list_template = "admin/profiles/userprofile/change_list.html"
     change_form_template = "admin/profiles/userprofile/change_form.html"
+    bulk_delete_hint = "delete that many with an import of DELETE commands instead"
     import_permission = IMPORT_PROFILES
     export_permission = EXPORT_PROFILES
 

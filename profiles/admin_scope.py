@@ -131,10 +131,24 @@ class ScopedQuerysetMixin:
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+# "Select all" can reach millions of rows: one request must not try to delete them.
+BULK_DELETE_LIMIT = 1000
+
+
 class DatamartScopedAdmin(ScopedQuerysetMixin, admin.ModelAdmin):
     """The base of every admin of the domain."""
 
     form = ScopedModelForm
+    bulk_delete_hint = "select fewer"
+
+    def get_deleted_objects(self, objs, request):
+        if isinstance(objs, QuerySet) and objs[: BULK_DELETE_LIMIT + 1].count() > BULK_DELETE_LIMIT:
+            too_many = (
+                f"more than {BULK_DELETE_LIMIT:,} {self.opts.verbose_name_plural} are selected: "
+                f"{self.bulk_delete_hint}"
+            )
+            return [], {}, set(), [too_many]
+        return super().get_deleted_objects(objs, request)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -218,3 +218,23 @@ def test_deleting_a_profile_is_recorded_in_the_points_history(profile, alice, lo
     assert not UserProfile.objects.filter(pk=profile.pk).exists()
     deleted = ProfileChange.objects.filter(profile_id=profile.pk).first()
     assert (deleted.action, deleted.user) == ("deleted", alice)
+
+
+def test_deleting_more_profiles_at_once_than_the_limit_is_refused(
+    datamart, make_profile, alice, login, monkeypatch
+):
+    monkeypatch.setattr("profiles.admin_scope.BULK_DELETE_LIMIT", 2)
+    profiles = [make_profile(datamart, f"bulk-{number}", {}) for number in range(3)]
+    response = login(alice).post(
+        PROFILES,
+        {
+            "action": "delete_selected",
+            "_selected_action": [profile.pk for profile in profiles],
+            "post": "yes",
+        },
+    )
+    assert (
+        "more than 2 user profiles are selected: delete that many with an import"
+        in response.content.decode()
+    )
+    assert UserProfile.objects.count() == 3
