@@ -20,7 +20,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from profiles.admin_forms import (
@@ -558,7 +559,8 @@ class ModifiedListFilter(admin.DateFieldListFilter):
 def property_column(path: str):
     parts = path.split(".")
 
-    @admin.display(description=path)
+    # A long dotted path may break after its dots, so the column stays narrow.
+    @admin.display(description=mark_safe(".<wbr>".join(escape(part) for part in parts)))
     def column(obj):
         value = value_at(obj.properties, parts)
         return "—" if value is None else short_json(value, 40)
