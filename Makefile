@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint check venv worker clean
+.PHONY: run test lint check venv worker clean chromium
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,16 @@ run: venv
 worker: venv
 	$(VENV)/bin/celery -A profiles_site worker --loglevel=INFO
 
-test: venv
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used):
+# installed here when missing and we may (root with apt-get); otherwise those tests skip and say how.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "could not install chromium: the browser tests will be skipped"; \
+	fi
+
+test: venv chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

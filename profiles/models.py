@@ -34,6 +34,14 @@ class Compartment(models.Model):
     )
     name = models.CharField(max_length=255)
     is_default = models.BooleanField(default=False)
+    list_properties = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Property paths shown as columns in the back-office profile list, e.g. "
+            '["firstname", "newsletter_options.subscribed"]; empty: the first keys of each profile.'
+        ),
+    )
 
     class Meta:
         ordering = ["datamart_id", "compartment_id"]
@@ -125,6 +133,12 @@ class UserProfile(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Import and export are granted apart from add/change: a staff user may edit one profile
+        # without being allowed to rewrite or download a whole datamart.
+        permissions = [
+            ("import_profiles", "Can import profiles from files"),
+            ("export_profiles", "Can export profiles to files"),
+        ]
         constraints = [
             # NULL is distinct in unique indexes, so the anonymous profile needs its own constraint.
             models.UniqueConstraint(
@@ -173,6 +187,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["datamart_id", "name"]
+        verbose_name = "API token"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

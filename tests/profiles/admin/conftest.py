@@ -1,0 +1,77 @@
+"""Fixtures of the back-office tests: staff of one datamart, profiles made through services."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from profiles.identifiers import AccountIdentifier
+from profiles.merge import MergeMode, Strategy
+from profiles.models import DatamartMembership, UserProfile
+from profiles.permissions import EXPORT_PROFILES, IMPORT_PROFILES
+from profiles.services import profile_command_apply
+
+IMPORT_EXPORT_CODENAMES = {name.split(".")[1] for name in (IMPORT_PROFILES, EXPORT_PROFILES)}
+
+
+@pytest.fixture
+def make_staff(db):
+    """A staff user, member of `datamarts`, with every permission of the profiles app except
+    import and export unless `extra` names them."""
+
+    def make(username: str, datamarts=(), extra: tuple[str, ...] = ()) -> object:
+        user = get_user_model().objects.create_user(
+            username=username, password="pw-" + username, is_staff=True
+        )
+        permissions = Permission.objects.filter(content_type__app_label="profiles").exclude(
+            codename__in=IMPORT_EXPORT_CODENAMES - {name.split(".")[1] for name in extra}
+        )
+        user.user_permissions.set(permissions)
+        for datamart in datamarts:
+            DatamartMembership.objects.create(user=user, datamart=datamart)
+        return get_user_model().objects.get(pk=user.pk)  # fresh permission cache
+
+    return make
+
+
+@pytest.fixture
+def login():
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def make_profile(db):
+    """A profile written as the API or an import would: through the services."""
+
+    def make(datamart, account: str | None, properties: dict, *, compartment_id=None):
+        profile_object = dict(properties)
+        if compartment_id is not None:
+            profile_object["$compartment_id"] = compartment_id
+        profile_object["$user_account_id"] = account
+        written = profile_command_apply(
+            datamart=datamart,
+            operation="UPSERT",
+            identifier=AccountIdentifier(account or "anon", compartment_id),
+            user_profile=profile_object,
+            mode=MergeMode(Strategy.FORCE_REPLACE),
+        )
+        return UserProfile.objects.select_related("compartment").get(pk=written.profile.pk)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_staff, datamart):
+    return make_staff("alice", [datamart])
+
+
+@pytest.fixture
+def bob(make_staff, other_datamart):
+    return make_staff("bob", [other_datamart])

@@ -1,0 +1,134 @@
+"""In a real browser: a staff member finds a profile, edits a nested property in the JSON editor,
+saves, and reads the change in the history; a member of another datamart gets 404.
+
+Drives Debian's Chromium (/usr/bin/chromium) through Playwright; `make test` installs it with
+apt-get when run as root. Screenshots of the list and the change page go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.db import connections
+
+from profiles.models import ProfileChange, UserProfile
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's Chromium at /usr/bin/chromium: `apt-get install chromium` "
+        "(`make test` installs it when run as root)",
+    ),
+]
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="needs the playwright package: `make venv` installs it"
+)
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # still synchronous and safe.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        yield chromium
+        # ORM calls made while Playwright's loop runs open their own connection: close it, or
+        # the test database cannot be dropped at the end of the run.
+        connections.close_all()
+        chromium.close()
+
+
+def logged_in_page(browser, live_server, username: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(15_000)
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", f"pw-{username}")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#user-tools")
+    return page
+
+
+@pytest.fixture
+def customer(datamart, make_profile):
+    return make_profile(
+        datamart,
+        "c9879698769",
+        {
+            "firstname": "David",
+            "newsletter_options": {"subscribed": True, "preferred_periods": "MONTHLY"},
+        },
+    )
+
+
+def test_staff_member_edits_a_nested_property_and_reads_it_in_the_history(
+    transactional_db, live_server, browser, customer, alice, bob
+):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = logged_in_page(browser, live_server, "alice")
+
+    page.goto(f"{live_server.url}/admin/profiles/userprofile/")
+    page.fill("#searchbar", "c9879698769")
+    page.press("#searchbar", "Enter")
+    page.wait_for_selector("#result_list")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 1
+    assert "c9879698769" in rows.first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "admin-profile-list.png"), full_page=True)
+
+    rows.first.locator("th a").click()
+    page.wait_for_selector(".jsoneditor-tree")
+    editor = page.locator(".field-properties")
+    # The tree view opens expanded: the nested object's keys are on screen.
+    assert editor.get_by_text("preferred_periods", exact=True).is_visible()
+    value = (
+        editor.locator("tr", has=page.get_by_text("preferred_periods", exact=True))
+        .locator("div.jsoneditor-value")
+        .first
+    )
+    value.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("WEEKLY")
+    page.locator("#content h1").click()  # leaving the value commits the edit
+    page.wait_for_function(
+        "() => document.getElementById('id_properties_textarea').value.includes('WEEKLY')"
+    )
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".messagelist")
+
+    history = page.locator("table.profile-history tbody tr")
+    assert history.count() == 2
+    newest = history.first.inner_text()
+    assert re.search(r"Back-office\s+alice\s+Updated\s+newsletter_options", newest), newest
+    page.screenshot(path=str(ARTIFACTS / "admin-profile-change.png"), full_page=True)
+    stored = UserProfile.objects.get(pk=customer.pk)
+    assert stored.properties["newsletter_options"] == {
+        "subscribed": True,
+        "preferred_periods": "WEEKLY",
+    }
+    assert ProfileChange.objects.filter(profile_id=customer.pk, user=alice).exists()
+
+    page.click(".field-point_link a")
+    page.wait_for_selector("table.profile-history")
+    assert "c9879698769" in page.locator(".inline-group").nth(0).inner_text()
+    page.screenshot(path=str(ARTIFACTS / "admin-user-point.png"), full_page=True)
+
+    other = logged_in_page(browser, live_server, "bob")
+    response = other.goto(f"{live_server.url}/admin/profiles/userprofile/{customer.pk}/change/")
+    assert response.status == 404

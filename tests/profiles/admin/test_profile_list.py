@@ -1,0 +1,124 @@
+"""The profile list: exact searches, filters, columns per compartment, no per-row queries."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from profiles.identifiers import EmailIdentifier, UserAgentIdentifier
+from profiles.models import Compartment
+from profiles.services import identifier_attach
+
+PROFILES = "/admin/profiles/userprofile/"
+
+
+def listed(client, **params) -> list[str]:
+    response = client.get(PROFILES, params)
+    assert response.status_code == 200
+    return sorted(profile.user_account_id for profile in response.context["cl"].result_list)
+
+
+@pytest.fixture
+def people(datamart, make_profile):
+    return {
+        "bool": make_profile(datamart, "p-bool", {"nl": {"subscribed": True}, "age": 30}),
+        "text": make_profile(datamart, "p-text", {"nl": {"subscribed": "true"}, "age": "30"}),
+        "false": make_profile(datamart, "p-false", {"nl": {"subscribed": False}, "age": 30.0}),
+        "none": make_profile(datamart, "p-none", {"nl": {"subscribed": None}, "name": "Ann"}),
+    }
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("nl.subscribed=true", ["p-bool"]),
+        ('nl.subscribed="true"', ["p-text"]),
+        ("nl.subscribed=false", ["p-false"]),
+        ("nl.subscribed=null", ["p-none"]),
+        ("age=30", ["p-bool", "p-false"]),
+        ('age="30"', ["p-text"]),
+        ("name=Ann", ["p-none"]),
+        ('name="Ann"', ["p-none"]),
+        ("name=Bob", []),
+    ],
+)
+def test_property_filter_reads_the_value_as_a_json_literal(
+    people, alice, login, expression, expected
+):
+    assert listed(login(alice), property=expression) == expected
+
+
+def test_property_filter_that_is_not_path_equals_value_says_so(people, alice, login):
+    response = login(alice).get(PROFILES, {"property": "no equals sign"}, follow=True)
+    assert list(response.context["cl"].result_list) == []
+    assert "is not a filter: write path=value" in response.content.decode()
+
+
+def test_property_filter_keeps_the_other_filters(people, datamart, alice, login):
+    compartment = datamart.compartments.get()
+    page = login(alice).get(PROFILES, {"compartment": compartment.pk}).content.decode()
+    assert f'<input type="hidden" name="compartment" value="{compartment.pk}">' in page
+
+
+def test_search_finds_a_profile_by_each_identifier_of_its_point_exactly(people, alice, login):
+    point = people["bool"].user_point
+    identifier_attach(user_point=point, identifier=EmailIdentifier("hash-1"))
+    identifier_attach(user_point=point, identifier=UserAgentIdentifier("vec:42"))
+    client = login(alice)
+    for term in ("p-bool", "hash-1", "vec:42", str(point.pk), "  p-bool "):
+        assert listed(client, q=term) == ["p-bool"], term
+    for partial in ("p-", "hash", "P-BOOL"):
+        assert listed(client, q=partial) == [], partial
+
+
+def test_compartment_filter_shows_that_compartments_chosen_property_columns(
+    datamart, crm_compartment, make_profile, alice, login
+):
+    Compartment.objects.filter(pk=crm_compartment.pk).update(
+        list_properties=["firstname", "nl.subscribed"]
+    )
+    make_profile(
+        datamart, "crm-1", {"firstname": "Zoe", "nl": {"subscribed": True}}, compartment_id=1606
+    )
+    make_profile(datamart, "web-1", {"zeta": 1, "alpha": 2, "beta": 3, "gamma": 4})
+    client = login(alice)
+    crm_page = client.get(PROFILES, {"compartment": crm_compartment.pk}).content.decode()
+    assert '<th scope="col" class="column-property_firstname">' in crm_page
+    assert '<td class="field-property_nl_subscribed">true</td>' in crm_page
+    all_page = client.get(PROFILES).content.decode()
+    assert "firstname: Zoe · nl.subscribed: true" in all_page
+    # Its first three keys in stored order (PostgreSQL's jsonb orders keys), then how many more.
+    assert re.search(r"(zeta|alpha|beta|gamma): \d · (\w+: \d · ){2}\+1", all_page)
+
+
+def test_modified_date_filter(people, alice, login):
+    assert len(listed(login(alice), last_modified_ts__gte="2000-01-01 00:00:00+00:00")) == 4
+    assert listed(login(alice), last_modified_ts__lt="2000-01-01 00:00:00+00:00") == []
+
+
+def test_the_list_makes_no_query_per_row(datamart, make_profile, alice, login):
+    client = login(alice)
+
+    def queries_for_page() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(PROFILES).status_code == 200
+        return len(captured)
+
+    make_profile(datamart, "first", {"a": 1})
+    few = queries_for_page()
+    for number in range(20):
+        make_profile(datamart, f"more-{number}", {"a": number})
+    assert queries_for_page() == few
+
+
+def test_user_point_list_searches_each_identifier_exactly(people, alice, login):
+    point = people["text"].user_point
+    identifier_attach(user_point=point, identifier=EmailIdentifier("hash-2"))
+    client = login(alice)
+    for term in ("p-text", "hash-2", str(point.pk)):
+        response = client.get("/admin/profiles/userpoint/", {"q": term})
+        assert [found.pk for found in response.context["cl"].result_list] == [point.pk], term
+    assert client.get("/admin/profiles/userpoint/", {"q": "p-t"}).context["cl"].result_count == 0
