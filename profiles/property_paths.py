@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from django.db import connection
-from django.db.models import CharField, F, FloatField, Func, Q, TextField, Value
+from django.db.models import CharField, F, FloatField, Func, IntegerField, Q, TextField, Value
 from django.db.models.lookups import Exact, In
 
 from profiles.errors import ProfileError
@@ -41,9 +41,12 @@ def property_path_parse(path: str) -> list[str]:
     return [part.strip() for part in parts]
 
 
-def property_filter_q(path: str, value: Any, *, vendor: str | None = None) -> Q:
-    """A filter on UserProfile for the property at `path` equal to `value`."""
-    parts = property_path_parse(path)
+def property_filter_q(path: str | tuple[str, ...], value: Any, *, vendor: str | None = None) -> Q:
+    """A filter on UserProfile for the property at `path` equal to `value`.
+
+    The one implementation behind the admin's property filter and the API's `p.<path>=` search.
+    """
+    parts = property_path_parse(path) if isinstance(path, str) else list(path)
     if (vendor or connection.vendor) == "postgresql":
         nested: Any = value
         for part in reversed(parts):
@@ -62,8 +65,10 @@ def _sqlite_q(parts: list[str], value: Any) -> Q:
     if value is None or isinstance(value, bool):
         return Q(Exact(json_type, {None: "null", True: "true", False: "false"}[value]))
     if isinstance(value, int | float):
+        # Compare integers as integers: a float would lose precision beyond 2**53.
+        number_field = IntegerField() if isinstance(value, int) else FloatField()
         return Q(In(json_type, ["integer", "real"])) & Q(
-            Exact(at_path("JSON_EXTRACT", FloatField()), float(value))
+            Exact(at_path("JSON_EXTRACT", number_field), value)
         )
     if isinstance(value, str):
         return Q(Exact(json_type, "text")) & Q(Exact(at_path("JSON_EXTRACT", TextField()), value))

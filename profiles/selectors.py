@@ -7,13 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
-from django.db.models import F, FloatField, IntegerField, QuerySet, TextField, Value
-from django.db.models.expressions import Func
-from django.db.models.lookups import Exact, In
+from django.db.models import QuerySet
 
 from profiles.errors import ProfileError
 from profiles.models import Compartment, Datamart, DatamartMembership, UserPoint, UserProfile
+from profiles.property_paths import property_filter_q
 from profiles.services import UserPointSelector, compartment_get, user_point_find
 
 
@@ -105,47 +103,6 @@ class ProfileSearch:
     properties: tuple[PropertyFilter, ...] = field(default_factory=tuple)
 
 
-class _JSONType(Func):
-    function = "JSON_TYPE"
-    output_field = TextField()
-
-
-class _JSONExtract(Func):
-    function = "JSON_EXTRACT"
-
-
-def _sqlite_json_path(path: tuple[str, ...]) -> str:
-    # Every segment is an object key, quoted, so "0" is a key and not an array index.
-    return "$" + "".join(f'."{segment}"' for segment in path)
-
-
-def _sqlite_property_conditions(item: PropertyFilter) -> list[Exact | In]:
-    """Typed comparison: JSON_EXTRACT alone reads true as 1 and a stored null as missing."""
-    path = Value(_sqlite_json_path(item.path))
-    json_type = _JSONType(F("properties"), path)
-    value = item.value
-    if value is None:
-        return [Exact(json_type, "null")]
-    if isinstance(value, bool):
-        return [Exact(json_type, "true" if value else "false")]
-    if isinstance(value, int | float):
-        extracted = _JSONExtract(
-            F("properties"),
-            path,
-            output_field=IntegerField() if isinstance(value, int) else FloatField(),
-        )
-        return [In(json_type, ["integer", "real"]), Exact(extracted, value)]
-    extracted = _JSONExtract(F("properties"), path, output_field=TextField())
-    return [Exact(json_type, "text"), Exact(extracted, value)]
-
-
-def _containment(item: PropertyFilter) -> dict:
-    nested: Any = item.value
-    for segment in reversed(item.path):
-        nested = {segment: nested}
-    return nested
-
-
 def profile_search(
     *, datamart: Datamart, search: ProfileSearch, after_id: int | None, limit: int
 ) -> list[UserProfile]:
@@ -164,10 +121,7 @@ def profile_search(
     if search.modified_since is not None:
         queryset = queryset.filter(last_modified_ts__gte=search.modified_since)
     for item in search.properties:
-        if connection.vendor == "postgresql":
-            queryset = queryset.filter(properties__contains=_containment(item))
-        else:
-            queryset = queryset.filter(*_sqlite_property_conditions(item))
+        queryset = queryset.filter(property_filter_q(item.path, item.value))
     if after_id is not None:
         queryset = queryset.filter(id__gt=after_id)
     return list(queryset.select_related("compartment").order_by("id")[:limit])
