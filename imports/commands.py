@@ -14,7 +14,7 @@ alone.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -74,6 +74,9 @@ class ImportCommand:
     update_strategy: object = None  # raw; read by profiles.merge.choose_merge_mode
     force_replace: object = None
     merge_objects: object = None
+    # The source record as read (the object, or {header: cell} for CSV/XLSX): kept so a line
+    # that fails later, in the domain, still lands in the failed-lines file as it was sent.
+    raw: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,12 @@ def command_from_mapping(
     *,
     line: int,
     default_operation: Operation | None = None,
+    raw: object = None,
 ) -> ImportCommand | LineError:
     """Validate one command record; never raises for bad input.
 
-    A key whose value is null counts as absent (exporters often write nulls).
+    A key whose value is null counts as absent (exporters often write nulls). `raw` is the
+    source record to keep (default: the mapping itself).
     """
     identifier: Identifier | None = None
     label = ""
@@ -137,7 +142,7 @@ def command_from_mapping(
             message=f"line {line}, field '{problem.field}': {problem.detail}",
             field=problem.field,
             identifier=label,
-            raw=dict(mapping),
+            raw=dict(mapping) if raw is None else raw,
         )
 
     assert identifier is not None
@@ -149,6 +154,7 @@ def command_from_mapping(
         update_strategy=mapping.get("update_strategy"),
         force_replace=mapping.get("force_replace"),
         merge_objects=mapping.get("merge_objects"),
+        raw=mapping if raw is None else raw,
     )
 
 

@@ -107,6 +107,22 @@ class Execution(models.Model):
     )
     attempts = models.PositiveIntegerField(default=0, help_text="Runs started at this checkpoint.")
     cancel_requested = models.BooleanField(default=False)
+    # The run that owns the execution: a worker's node name, a token per run (a run whose token
+    # was replaced stops), and the time of its last committed chunk (a stale one may be taken over).
+    worker = models.CharField(max_length=255, blank=True, help_text="Node name of its worker.")
+    claim = models.CharField(max_length=32, blank=True, editable=False)
+    heartbeat_ts = models.DateTimeField(null=True, blank=True)
+    headers = models.JSONField(
+        null=True, blank=True, help_text="CSV/XLSX: the header row, for the failed-lines file."
+    )
+    retry_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retries",
+        help_text="The execution this one runs again.",
+    )
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
 

@@ -972,10 +972,7 @@ def row_to_record(
             identifier=_identifier_label_of_row(columns, values),
             raw=raw,
         )
-    record = command_from_mapping(mapping, line=line, default_operation=Operation.UPSERT)
-    if isinstance(record, LineError):
-        return replace(record, raw=raw)
-    return record
+    return command_from_mapping(mapping, line=line, default_operation=Operation.UPSERT, raw=raw)
 
 
 def _identifier_label_of_row(columns: list[FlatColumn], values: list[Any]) -> str:

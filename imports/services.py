@@ -1,23 +1,43 @@
-"""Starting and cancelling executions: the contract the API and the admin call.
+"""Starting, cancelling, retrying and previewing imports: what the API, the admin and the CLI call.
 
-Minimal version for the API branch: it stores the file and creates the PENDING execution.
-The import pipeline's version (branch `imports`) replaces this module; it keeps these two
-signatures and also enqueues the Celery task on commit.
+Writes happen here; the file itself is applied by `imports.pipeline` in a Celery worker, queued
+on commit (never from `save()` or a signal), so a rolled-back request queues nothing.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Q
 
 from imports.models import DocumentImport, Execution
+from imports.readers import FileFormat, ReaderOptions
+from profiles.errors import ProfileError
+from profiles.merge import MergeMode, choose_merge_mode
+from profiles.models import Datamart
 
-_FORMATS = {
-    DocumentImport.MimeType.NDJSON: "NDJSON",
-    DocumentImport.MimeType.CSV: "CSV",
-    DocumentImport.MimeType.JSON: "JSON",
-    DocumentImport.MimeType.XLSX: "XLSX",
+FORMAT_OF_MIME_TYPE: dict[str, FileFormat] = {
+    DocumentImport.MimeType.NDJSON: FileFormat.NDJSON,
+    DocumentImport.MimeType.CSV: FileFormat.CSV,
+    DocumentImport.MimeType.JSON: FileFormat.JSON,
+    DocumentImport.MimeType.XLSX: FileFormat.XLSX,
 }
+MIME_TYPE_OF_FORMAT = {fmt: mime for mime, fmt in FORMAT_OF_MIME_TYPE.items()}
+PREVIEW_DIFF_LINES = 20
+PREVIEW_ERRORS = 50
+
+
+class ImportRefused(ProfileError):
+    """A request about an import that cannot be honoured (bad option, nothing to retry)."""
+
+
+# --- executions -----------------------------------------------------------------------------
 
 
 def execution_start(
@@ -29,31 +49,279 @@ def execution_start(
     api_token=None,
     default_update_strategy: str = "PARTIAL_UPDATE",
     default_merge_objects: bool = True,
+    file_format: str | None = None,
+    encoding: str | None = None,
+    enqueue: bool = True,
 ) -> Execution:
-    with transaction.atomic():
-        execution = Execution(
-            datamart_id=document_import.datamart_id,
-            document_import=document_import,
-            file_name=file_name[:255],
-            file_size=upload.size or 0,
-            file_format=_FORMATS.get(document_import.mime_type, ""),
-            encoding=document_import.encoding,
-            default_update_strategy=default_update_strategy,
-            default_merge_objects=default_merge_objects,
-            created_by=created_by,
-            api_token=api_token,
+    """Store the upload and create its PENDING execution, queued for a worker once committed.
+
+    A file over `IMPORT_MAX_FILE_BYTES` is not stored: its execution is FAILED with
+    FILE_TOO_LARGE at once. `file_format` and `encoding` default to the document import's;
+    `enqueue=False` leaves the run to the caller (the `import_profiles` command runs it in-process).
+    """
+    fmt = (
+        FileFormat(file_format)
+        if file_format
+        else FORMAT_OF_MIME_TYPE.get(document_import.mime_type)
+    )
+    if fmt is None:
+        raise ImportRefused(
+            "UNSUPPORTED_FORMAT", f"no reader for {document_import.mime_type}", field="mime_type"
         )
-        execution.file.save(file_name, upload, save=False)
-        execution.save()
+    mode = choose_merge_mode(
+        update_strategy=default_update_strategy, merge_objects=default_merge_objects
+    )
+    execution = Execution(
+        datamart_id=document_import.datamart_id,
+        document_import=document_import,
+        file_name=os.path.basename(file_name or "")[:255],
+        file_format=fmt.value,
+        encoding=encoding or document_import.encoding,
+        default_update_strategy=mode.strategy.value,
+        default_merge_objects=mode.merge_objects,
+        created_by=created_by,
+        api_token=api_token,
+    )
+    cap = settings.IMPORT_MAX_FILE_BYTES
+    size = _size_of(upload)
+    if size is not None and size > cap:
+        return _failed_too_large(execution, size, cap)
+    # Stored before the transaction: copying a large file must not hold the database's locks.
+    execution.file.save(_storage_name(file_name, fmt), upload, save=False)
+    stored_size = execution.file.storage.size(execution.file.name)
+    if stored_size > cap:
+        execution.file.delete(save=False)
+        return _failed_too_large(execution, stored_size, cap)
+    execution.file_size = stored_size
+    try:
+        with transaction.atomic():
+            execution.save()
+            if enqueue:
+                _enqueue(execution)
+    except BaseException:
+        execution.file.delete(save=False)
+        raise
     return execution
+
+
+def _size_of(upload: File) -> int | None:
+    try:
+        return upload.size
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
+def _storage_name(file_name: str, fmt: FileFormat) -> str:
+    base = os.path.basename(file_name or "") or f"upload.{fmt.value.lower()}"
+    return base[-120:]
+
+
+def _failed_too_large(execution: Execution, size: int, cap: int) -> Execution:
+    execution.file_size = size
+    with transaction.atomic():
+        execution.save()
+        execution.transition(
+            Execution.Status.FAILED,
+            error_code="FILE_TOO_LARGE",
+            error_message=f"the file takes {size} bytes, over the limit of {cap} bytes",
+        )
+    return execution
+
+
+def _enqueue(execution: Execution) -> None:
+    from imports.tasks import run_execution
+
+    run_execution.delay_on_commit(execution.pk)
 
 
 def execution_cancel(*, execution: Execution) -> Execution:
+    """PENDING: CANCELED at once. RUNNING: the worker stops after its current chunk.
+
+    A finished execution is returned as it is.
+    """
     if execution.status == Execution.Status.PENDING and execution.transition(
-        Execution.Status.CANCELED
+        Execution.Status.CANCELED,
+        error_code="CANCELED",
+        error_message="canceled before it started: no line was applied",
     ):
         return execution
-    if not execution.is_finished:
-        execution.cancel_requested = True
-        Execution.objects.filter(pk=execution.pk).update(cancel_requested=True)
+    Execution.objects.filter(
+        pk=execution.pk, status__in=[Execution.Status.PENDING, Execution.Status.RUNNING]
+    ).update(cancel_requested=True)
+    # A worker holds it: it stops between chunks and says how far it got.
+    execution.refresh_from_db()
     return execution
+
+
+def execution_retry(*, execution: Execution) -> Execution:
+    """A FAILED or CANCELED execution -> a new PENDING execution of the same file and options."""
+    if execution.status not in (Execution.Status.FAILED, Execution.Status.CANCELED):
+        raise ImportRefused(
+            "NOT_RETRYABLE",
+            f"only a FAILED or CANCELED execution can be retried, this one is {execution.status}",
+        )
+    if not execution.file.name or not execution.file.storage.exists(execution.file.name):
+        raise ImportRefused(
+            "NOT_RETRYABLE", "the file of this execution was not kept: upload it again"
+        )
+    retry = Execution(
+        datamart_id=execution.datamart_id,
+        document_import_id=execution.document_import_id,
+        # The same stored file: a retry never copies it.
+        file=execution.file.name,
+        file_name=execution.file_name,
+        file_size=execution.file_size,
+        file_format=execution.file_format,
+        encoding=execution.encoding,
+        default_update_strategy=execution.default_update_strategy,
+        default_merge_objects=execution.default_merge_objects,
+        created_by_id=execution.created_by_id,
+        api_token_id=execution.api_token_id,
+        retry_of=execution,
+    )
+    with transaction.atomic():
+        retry.save()
+        _enqueue(retry)
+    return retry
+
+
+def execution_merge_mode(execution: Execution) -> MergeMode:
+    """The import's default mode, for lines that choose none."""
+    return choose_merge_mode(
+        update_strategy=execution.default_update_strategy,
+        merge_objects=execution.default_merge_objects,
+    )
+
+
+def execution_reader_options(execution: Execution) -> ReaderOptions:
+    return ReaderOptions(encoding=execution.encoding or "utf-8")
+
+
+# --- failed lines ---------------------------------------------------------------------------
+
+FAILED_LINES_CONTENT_TYPES = {
+    FileFormat.NDJSON: "application/x-ndjson",
+    FileFormat.JSON: "application/json",
+    FileFormat.CSV: "text/csv",
+    FileFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+_FAILED_LINES_EXTENSIONS = {
+    FileFormat.NDJSON: "ndjson",
+    FileFormat.JSON: "json",
+    FileFormat.CSV: "csv",
+    FileFormat.XLSX: "xlsx",
+}
+
+
+@dataclass(frozen=True)
+class FailedLinesFile:
+    file_name: str
+    content_type: str
+    chunks: Iterator[bytes]  # stream it (StreamingHttpResponse, FileResponse...)
+
+
+def execution_failed_lines_write(*, execution: Execution, out: IO[bytes]) -> int:
+    """Write the execution's failed lines in its source format, with `_line` and `_error`."""
+    from imports.pipeline import failed_lines_write
+
+    return failed_lines_write(execution=execution, out=out)
+
+
+def execution_failed_lines(*, execution: Execution) -> FailedLinesFile:
+    """The failed-lines file as a stream of bytes; memory stays flat (spooled to disk)."""
+    from imports.pipeline import failed_lines_stream
+
+    fmt = FileFormat(execution.file_format or FileFormat.NDJSON)
+    stem = os.path.splitext(execution.file_name or f"execution-{execution.pk}")[0]
+    return FailedLinesFile(
+        file_name=f"{stem}.failed-lines.{_FAILED_LINES_EXTENSIONS[fmt]}",
+        content_type=FAILED_LINES_CONTENT_TYPES[fmt],
+        chunks=failed_lines_stream(execution=execution),
+    )
+
+
+# --- preview --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreviewError:
+    line: int
+    identifier: str
+    error_code: str
+    message: str
+    field: str = ""
+
+
+@dataclass(frozen=True)
+class ProfileDiff:
+    """One line of the preview: which profile it addresses, and its properties before/after."""
+
+    line: int
+    identifier: str
+    operation: str
+    outcome: str  # created / updated / deleted / unchanged / not_found
+    compartment_id: int
+    user_account_id: str | None
+    before: dict[str, Any] | None  # None: no profile
+    after: dict[str, Any] | None
+
+
+@dataclass
+class ImportPreview:
+    lines: int = 0  # records previewed (commands and bad lines)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(Execution.COUNTERS, 0))
+    errors: list[PreviewError] = field(default_factory=list)  # the first ones
+    diffs: list[ProfileDiff] = field(default_factory=list)
+    delimiter: str | None = None
+    headers: list[str] | None = None
+    warnings: list[str] = field(default_factory=list)
+    truncated: bool = False  # the file has more lines than previewed
+    file_error_code: str = ""  # a file-level problem: the execution would FAIL
+    file_error_message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_error_code
+
+
+def import_preview(
+    *,
+    datamart: Datamart,
+    path: str | os.PathLike[str],
+    file_format: FileFormat | str,
+    options: ReaderOptions,
+    default_mode: MergeMode,
+    max_lines: int = 1000,
+) -> ImportPreview:
+    """A dry run of the first `max_lines` lines through the pipeline's chunk apply, rolled back."""
+    from imports.pipeline import preview_run
+
+    return preview_run(
+        datamart=datamart,
+        path=path,
+        file_format=FileFormat(file_format),
+        options=options,
+        default_mode=default_mode,
+        max_lines=max_lines,
+    )
+
+
+# --- recovery -------------------------------------------------------------------------------
+
+
+def executions_to_resume(*, worker: str) -> list[int]:
+    """Executions a starting worker should queue again: those its previous life left RUNNING,
+    those whose worker stopped committing chunks (stale), and old PENDING ones whose message
+    a dead worker may have taken with it. Running one twice is harmless (see the pipeline)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stale = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    running = Q(status=Execution.Status.RUNNING) & (
+        Q(worker=worker) | Q(heartbeat_ts__lt=stale) | Q(heartbeat_ts__isnull=True)
+    )
+    pending = Q(status=Execution.Status.PENDING, created_ts__lt=stale)
+    return list(
+        Execution.objects.filter(running | pending).order_by("id").values_list("id", flat=True)
+    )

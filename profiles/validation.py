@@ -147,8 +147,73 @@ def _check_scalar(value: Any, path: str) -> None:
         )
 
 
+def _plain_size(value: Any, depth: int) -> int | None:
+    """An upper bound of the value's compact JSON size in UTF-8 bytes, or None when the value
+    is not plainly valid (then the full walk below decides, and words the error).
+
+    Plainly valid: exact JSON types, keys that are ASCII printable, non-blank and short enough,
+    strings without NUL or surrogates, integers in 64 bits, finite floats, depth within the
+    limit. A character takes at most 6 bytes in JSON (an escape), so 2 + 6 per character
+    bounds a string.
+    """
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value or (not value.isascii() and _has_surrogate(value)):
+            return None
+        # Printable ASCII takes at most 2 bytes a character (\" and \\), anything else 6.
+        return 2 + (2 if value.isascii() and value.isprintable() else 6) * len(value)
+    if kind is dict or kind is list:
+        if depth > MAX_DEPTH:
+            return None
+        size = 2
+        if kind is list:
+            for item in value:
+                item_size = _plain_size(item, depth + 1)
+                if item_size is None:
+                    return None
+                size += item_size + 1
+            return size
+        for key, item in value.items():
+            if (
+                type(key) is not str
+                or not key.isascii()
+                or not key.isprintable()
+                or not 0 < len(key) <= MAX_KEY_LENGTH
+                or key.isspace()
+            ):
+                return None
+            item_size = _plain_size(item, depth + 1)
+            if item_size is None:
+                return None
+            size += 4 + 6 * len(key) + item_size
+        return size
+    if value is None or kind is bool:
+        return 5
+    if kind is int:
+        return 21 if -MAX_INT <= value <= MAX_INT else None
+    if kind is float:
+        return 25 if math.isfinite(value) else None
+    return None
+
+
+def _plainly_valid(props: dict) -> bool:
+    """True when `validate_custom_properties` certainly accepts props: the common case, checked
+    without building the paths and the JSON text the full walk needs for its messages."""
+    for key in props:
+        if type(key) is str and key.isascii() and key.lstrip().startswith("$"):
+            return False
+    size = _plain_size(props, 1)
+    return size is not None and size <= MAX_PROFILE_BYTES
+
+
 def validate_custom_properties(props: object) -> None:
     """Raises PropertyError for the first problem found, in document order."""
+    if type(props) is dict and _plainly_valid(props):
+        return
+    _validate_fully(props)
+
+
+def _validate_fully(props: object) -> None:
     if not isinstance(props, dict):
         raise PropertyError(
             "INVALID_PROFILE",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from profiles.validation import (
     MAX_DEPTH,
@@ -365,3 +367,51 @@ def test_property_error_is_a_value_error_carrying_its_message():
     error = error_of({"a": float("nan")})
     assert isinstance(error, ValueError)
     assert str(error) == error.message
+
+
+# The fast path of validate_custom_properties must never accept what the full walk refuses.
+
+_awkward_keys = st.one_of(
+    st.text(max_size=4),
+    st.sampled_from(["", " ", "$x", " $x", "＄x", "\u200b$x", "a\x00", "k" * 257, "\ud800"]),
+)
+_awkward_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.sampled_from(["\x00", "a\ud800", "é", "x" * 300_000]),
+    st.tuples(st.integers()),
+    st.binary(max_size=2),
+)
+_awkward_json = st.recursive(
+    _awkward_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(_awkward_keys, children, max_size=4),
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_awkward_keys, _awkward_json, max_size=6))
+def test_fast_path_accepts_only_what_the_full_check_accepts(props):
+    from profiles.validation import _plainly_valid, _validate_fully
+
+    if _plainly_valid(props):
+        _validate_fully(props)  # must not raise
+
+
+def test_fast_path_leaves_deep_and_large_objects_to_the_full_check():
+    from profiles.validation import _plainly_valid
+
+    deep: dict = {}
+    node = deep
+    for _ in range(40):
+        node["a"] = {}
+        node = node["a"]
+    assert not _plainly_valid(deep)
+    assert not _plainly_valid({"big": "x" * 600_000})  # bound over 1 MB: measured exactly
+    assert _plainly_valid({"firstname": "David", "nl": {"on": True}, "tags": ["a", 1, 2.5, None]})

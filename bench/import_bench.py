@@ -1,0 +1,654 @@
+"""Import benchmark: the real pipeline next to django-import-export and PostgreSQL COPY.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/profiles_imports_bench \
+        .venv/bin/python bench/import_bench.py --lines 100000
+
+Generates N seeded import lines (NDJSON and CSV: new and existing accounts, nested
+properties, repeated profiles, deletes, a few bad lines), migrates the database, and times,
+each in a fresh child process (so its peak memory is its own):
+
+- the pipeline (`imports.pipeline.execution_run`, in-process, the code a worker runs) on the
+  NDJSON file and on the CSV file, with and without the history rows (ProfileChange);
+- the same with tracemalloc, for the pipeline's peak of Python allocations;
+- django-import-export's `import_data` of the same rows (ModelResource of UserProfile,
+  default and `use_bulk`), on the first `--die-lines` rows only: it is slow;
+- PostgreSQL `COPY` of the same rows (read, JSON-parsed, copied) into a plain table;
+- optionally (`--worker`) the NDJSON file through a real Celery worker.
+
+Every measured run imports into its own datamart, seeded alike with the existing profiles the
+file updates. Prints lines/s, peak memory (ru_maxrss; tracemalloc) and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "profiles_site.settings")
+
+CRM = 1606
+FIRST_NAMES = ["David", "Alice", "Nora", "Jean", "Ines", "Omar", "Lea", "Hugo", "Zoe", "Paul"]
+PERIODS = ["DAILY", "WEEKLY", "MONTHLY"]
+TAGS = ["vip", "newsletter", "promo", "b2b", "store", "web", "app", "churn-risk"]
+CSV_HEADER = [
+    "operation",
+    "compartment_id",
+    "user_account_id",
+    "email_hash",
+    "update_strategy",
+    "$compartment_id",
+    "$user_account_id",
+    "firstname",
+    "age:int",
+    "score:float",
+    "newsletter.subscribed:bool",
+    "newsletter.period",
+    "tags:json",
+    "contracts:json",
+]
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _properties(rng: random.Random, full: bool) -> dict:
+    properties = {
+        "firstname": rng.choice(FIRST_NAMES),
+        "newsletter": {"subscribed": rng.random() < 0.5, "period": rng.choice(PERIODS)},
+        "tags": rng.sample(TAGS, rng.randint(1, 3)),
+    }
+    if full:
+        properties["age"] = rng.randint(18, 90)
+        properties["score"] = round(rng.random() * 100, 2)
+        properties["contracts"] = [
+            {"id": f"c{rng.randint(1, 9)}", "s": rng.choice(["on", "off"])}
+            for _ in range(rng.randint(0, 2))
+        ]
+    elif rng.random() < 0.5:
+        del properties["tags"]
+    return properties
+
+
+def _account_command(account: str, properties: dict, strategy: str | None = None) -> dict:
+    command = {
+        "operation": "UPSERT",
+        "compartment_id": CRM,
+        "user_account_id": account,
+        "user_profile": {"$compartment_id": CRM, "$user_account_id": account, **properties},
+    }
+    if strategy:
+        command["update_strategy"] = strategy
+    return command
+
+
+def seed_commands(count: int) -> list[dict]:
+    rng = random.Random(7)
+    return [
+        _account_command(f"old-{i}", _properties(rng, True), "FORCE_REPLACE") for i in range(count)
+    ]
+
+
+def generate_commands(lines: int, seed: int, existing: int) -> list[dict | str]:
+    """The benchmark's lines: about 55 % new accounts, 25 % updates of existing ones, 8 %
+    repeats of a profile met earlier in the file, 5 % e-mail identified (anonymous profiles),
+    5 % deletes, 2 % bad lines (bad JSON, unknown compartment, reserved key, no identifier)."""
+    rng = random.Random(seed)
+    commands: list[dict | str] = []
+    seen: list[str] = []
+    for i in range(lines):
+        draw = rng.random()
+        if draw < 0.55 or (draw < 0.63 and not seen):
+            account = f"new-{seed}-{i}"
+            seen.append(account)
+            commands.append(_account_command(account, _properties(rng, True)))
+        elif draw < 0.63:
+            commands.append(_account_command(rng.choice(seen), _properties(rng, False)))
+        elif draw < 0.88:
+            account = f"old-{rng.randrange(existing)}"
+            strategy = rng.choice([None, None, None, "PARTIAL_DELETE", "FORCE_REPLACE"])
+            properties = _properties(rng, strategy == "FORCE_REPLACE")
+            if strategy == "PARTIAL_DELETE":
+                properties = {"tags": properties.get("tags", ["vip"])}
+            commands.append(_account_command(account, properties, strategy))
+        elif draw < 0.93:
+            commands.append(
+                {
+                    "operation": "UPSERT",
+                    "email_hash": f"h{rng.randrange(lines)}",
+                    "user_profile": _properties(rng, True),
+                }
+            )
+        elif draw < 0.98:
+            account = f"old-{rng.randrange(existing)}"
+            commands.append(
+                {"operation": "DELETE", "compartment_id": CRM, "user_account_id": account}
+            )
+        else:
+            kind = rng.randrange(4)
+            if kind == 0:
+                commands.append('{"operation": "UPSERT", "email_hash": ')
+            elif kind == 1:
+                commands.append(
+                    _account_command(f"bad-{i}", {"firstname": "X"}) | {"compartment_id": 99999}
+                )
+            elif kind == 2:
+                commands.append(_account_command(f"bad-{i}", {"$secret": 1}))
+            else:
+                commands.append({"operation": "UPSERT", "user_profile": {"firstname": "X"}})
+    return commands
+
+
+def write_ndjson(commands: list, path: Path) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for command in commands:
+            out.write((command if isinstance(command, str) else json.dumps(command)) + "\n")
+
+
+def _csv_row(command: dict | str) -> list[str]:
+    if isinstance(command, str):
+        return ["UPSERT", str(CRM), "x", "", "", "", "", "", "not-a-number", "", "", "", "", ""]
+    profile = command.get("user_profile") or {}
+    newsletter = profile.get("newsletter") or {}
+
+    def cell(value) -> str:
+        return "" if value is None else str(value)
+
+    return [
+        command["operation"],
+        cell(command.get("compartment_id")),
+        cell(command.get("user_account_id")),
+        cell(command.get("email_hash")),
+        cell(command.get("update_strategy")),
+        cell(profile.get("$compartment_id")),
+        cell(profile.get("$user_account_id")),
+        cell(profile.get("firstname")),
+        cell(profile.get("age")),
+        cell(profile.get("score")),
+        "" if "subscribed" not in newsletter else str(newsletter["subscribed"]).lower(),
+        cell(newsletter.get("period")),
+        json.dumps(profile["tags"]) if "tags" in profile else "",
+        json.dumps(profile["contracts"]) if "contracts" in profile else "",
+    ]
+
+
+def write_csv(commands: list, path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(CSV_HEADER)
+        for command in commands:
+            if isinstance(command, dict) and "$secret" in (command.get("user_profile") or {}):
+                command = {**command, "user_profile": {"firstname": "X"}, "compartment_id": 99999}
+            writer.writerow(_csv_row(command))
+
+
+# --------------------------------------------------------------------------- children
+
+
+def _setup_django() -> None:
+    import django
+
+    django.setup()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_pipeline(args: argparse.Namespace) -> dict:
+    import tracemalloc
+
+    _setup_django()
+    from django.core.files import File
+
+    from imports.models import DocumentImport, Execution
+    from imports.pipeline import execution_run
+    from imports.services import execution_start
+    from profiles.models import Datamart
+
+    datamart = Datamart.objects.get(pk=args.datamart)
+    fmt = args.format.upper()
+    document_import = DocumentImport.objects.create(
+        datamart=datamart,
+        name=f"bench {fmt}",
+        mime_type={"NDJSON": "APPLICATION_X_NDJSON", "CSV": "TEXT_CSV"}[fmt],
+    )
+    with open(args.file, "rb") as upload:
+        execution = execution_start(
+            document_import=document_import,
+            upload=File(upload, name=os.path.basename(args.file)),
+            file_name=os.path.basename(args.file),
+            enqueue=False,
+        )
+    rss_before = _peak_rss_mb()
+    if args.trace:
+        tracemalloc.start()
+    started = time.perf_counter()
+    execution_run(execution_id=execution.pk, record_history=not args.no_history)
+    seconds = time.perf_counter() - started
+    trace_peak = tracemalloc.get_traced_memory()[1] / 2**20 if args.trace else None
+    execution = Execution.objects.get(pk=execution.pk)
+    return {
+        "seconds": seconds,
+        "lines": execution.processed,
+        "status": execution.status,
+        "counters": execution.counters(),
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": _peak_rss_mb(),
+        "tracemalloc_peak_mb": trace_peak,
+    }
+
+
+def child_die(args: argparse.Namespace) -> dict:
+    _setup_django()
+    import tablib
+    from import_export import fields, resources, widgets
+
+    from profiles.models import Compartment, UserPoint, UserProfile
+
+    class UserProfileResource(resources.ModelResource):
+        properties = fields.Field(
+            attribute="properties", column_name="properties", widget=widgets.JSONWidget()
+        )
+
+        class Meta:
+            model = UserProfile
+            fields = ("datamart", "user_point", "compartment", "user_account_id", "properties")
+            import_id_fields = ("compartment", "user_account_id")
+            use_bulk = args.die_bulk
+            batch_size = 1000
+
+    compartment = Compartment.objects.get(datamart_id=args.datamart, compartment_id=CRM)
+    points = dict(
+        UserProfile.objects.filter(datamart_id=args.datamart, compartment=compartment).values_list(
+            "user_account_id", "user_point_id"
+        )
+    )
+    rows = []
+    with open(args.file, encoding="utf-8") as source:
+        for text in source:
+            try:
+                command = json.loads(text)
+            except ValueError:
+                continue
+            account = command.get("user_account_id")
+            if (
+                command.get("operation") != "UPSERT"
+                or account is None
+                or command.get("compartment_id") != CRM
+            ):
+                continue
+            properties = {k: v for k, v in command["user_profile"].items() if not k.startswith("$")}
+            rows.append((account, properties))
+            if len(rows) == args.die_lines:
+                break
+    if args.die_bulk:
+        # use_bulk does not see a row created earlier in the same batch: one row per account.
+        rows = list({account: (account, properties) for account, properties in rows}.values())
+    # django-import-export cannot create user points: give it one per new account (untimed).
+    missing = [account for account, _ in rows if account not in points]
+    new_points = [UserPoint(datamart_id=args.datamart) for _ in missing]
+    UserPoint.objects.bulk_create(new_points)
+    points.update(zip(missing, (point.id for point in new_points), strict=True))
+    dataset = tablib.Dataset(
+        headers=["datamart", "user_point", "compartment", "user_account_id", "properties"]
+    )
+    for account, properties in rows:
+        dataset.append(
+            [args.datamart, str(points[account]), compartment.pk, account, json.dumps(properties)]
+        )
+    resource_ = UserProfileResource()
+    started = time.perf_counter()
+    result = resource_.import_data(dataset, dry_run=False, raise_errors=True)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "lines": len(rows),
+        "status": "errors" if result.has_errors() else "ok",
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def child_copy(args: argparse.Namespace) -> dict:
+    _setup_django()
+    from django.db import connection
+
+    connection.ensure_connection()
+    raw = connection.connection  # psycopg 3
+    with raw.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_copy")
+        cursor.execute(
+            "CREATE TABLE bench_copy (id bigserial PRIMARY KEY, compartment_id integer, "
+            "user_account_id text, email_hash text, properties jsonb)"
+        )
+    raw.commit()
+    started = time.perf_counter()
+    lines = 0
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(
+            "COPY bench_copy (compartment_id, user_account_id, email_hash, properties) FROM STDIN"
+        ) as copy,
+        open(args.file, encoding="utf-8") as source,
+    ):
+        for text in source:
+            lines += 1
+            try:
+                command = json.loads(text)
+            except ValueError:
+                continue
+            profile = command.get("user_profile") or {}
+            copy.write_row(
+                (
+                    command.get("compartment_id"),
+                    command.get("user_account_id"),
+                    command.get("email_hash"),
+                    json.dumps({k: v for k, v in profile.items() if not k.startswith("$")}),
+                )
+            )
+    raw.commit()
+    seconds = time.perf_counter() - started
+    with raw.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_copy")
+    raw.commit()
+    return {"seconds": seconds, "lines": lines, "status": "ok", "peak_rss_mb": _peak_rss_mb()}
+
+
+def _proc_hwm_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _children_of(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def child_worker(args: argparse.Namespace) -> dict:
+    """The NDJSON file queued for a real Celery worker (filesystem broker in a temp folder)."""
+    _setup_django()
+    from django.conf import settings
+    from django.core.files import File
+
+    from imports.models import DocumentImport
+    from imports.services import execution_start
+    from profiles_site.celery import app
+
+    var = Path(tempfile.mkdtemp(prefix="import-bench-"))
+    env = dict(os.environ, PROFILES_VAR_DIR=str(var), MEDIA_ROOT=str(settings.MEDIA_ROOT))
+    if not env.get("CELERY_BROKER_URL", "").startswith(("redis", "amqp")):
+        env["CELERY_BROKER_URL"] = "filesystem://"
+        broker = var / "broker"
+        for sub in ("queue", "processed", "control"):
+            (broker / sub).mkdir(parents=True, exist_ok=True)
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(broker / "queue"),
+            "data_folder_out": str(broker / "queue"),
+            "processed_folder": str(broker / "processed"),
+            "control_folder": str(broker / "control"),
+            "store_processed": False,
+        }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "profiles_site",
+            "worker",
+            "--concurrency=1",
+            "--loglevel=WARNING",
+            "-n",
+            "bench@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        document_import = DocumentImport.objects.create(
+            datamart_id=args.datamart, name="bench worker"
+        )
+        with open(args.file, "rb") as upload:
+            started = time.perf_counter()
+            execution = execution_start(
+                document_import=document_import,
+                upload=File(upload, name=os.path.basename(args.file)),
+                file_name=os.path.basename(args.file),
+            )
+        peak = 0.0
+        while True:
+            execution.refresh_from_db()
+            for pid in [worker.pid, *_children_of(worker.pid)]:
+                peak = max(peak, _proc_hwm_mb(pid))
+            if execution.is_finished:
+                break
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
+        shutil.rmtree(var, ignore_errors=True)
+    return {
+        "seconds": seconds,
+        "lines": execution.processed,
+        "status": execution.status,
+        "peak_rss_mb": peak,
+    }
+
+
+CHILDREN = {
+    "pipeline": child_pipeline,
+    "die": child_die,
+    "copy": child_copy,
+    "worker": child_worker,
+}
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def run_child(kind: str, **options) -> dict:
+    command = [sys.executable, __file__, "--child", kind]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            command.append(flag)
+        elif value not in (None, False):
+            command += [flag, str(value)]
+    output = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if output.returncode:
+        sys.stderr.write(output.stderr[-3000:])
+        raise SystemExit(f"{kind} run failed")
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def prepare_database(datamarts: list[int], seed_file: Path) -> None:
+    _setup_django()
+    from django.core.files import File
+    from django.core.management import call_command
+
+    from imports.models import DocumentImport
+    from imports.pipeline import execution_run
+    from imports.services import execution_start
+    from profiles.services import compartment_create, datamart_create
+
+    call_command("migrate", verbosity=0)
+    # The benchmark database is the benchmark's own: start from empty tables.
+    call_command("flush", interactive=False, verbosity=0)
+    for datamart_id in datamarts:
+        datamart = datamart_create(
+            datamart_id=datamart_id, name=f"bench {datamart_id}", default_compartment_id=1
+        )
+        compartment_create(datamart=datamart, compartment_id=CRM, name="CRM")
+        document_import = DocumentImport.objects.create(datamart=datamart, name="seed")
+        with seed_file.open("rb") as upload:
+            execution = execution_start(
+                document_import=document_import,
+                upload=File(upload, name="seed.ndjson"),
+                file_name="seed.ndjson",
+                enqueue=False,
+            )
+        execution_run(execution_id=execution.pk)
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+
+def _rate(result: dict) -> float:
+    return result["lines"] / result["seconds"] if result["seconds"] else float("inf")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--existing", type=int, default=None, help="seeded profiles (default N/4, at most 100k)"
+    )
+    parser.add_argument("--die-lines", type=int, default=10_000)
+    parser.add_argument("--no-die", action="store_true")
+    parser.add_argument("--no-copy", action="store_true")
+    parser.add_argument("--no-csv", action="store_true")
+    parser.add_argument("--no-trace", action="store_true", help="skip the tracemalloc run")
+    parser.add_argument(
+        "--worker", action="store_true", help="also run through a real Celery worker"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    # child processes
+    parser.add_argument("--child", choices=sorted(CHILDREN))
+    parser.add_argument("--datamart", type=int)
+    parser.add_argument("--file")
+    parser.add_argument("--format", default="ndjson")
+    parser.add_argument("--no-history", action="store_true")
+    parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--die-bulk", action="store_true")
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(CHILDREN[args.child](args)))
+        return
+
+    existing = args.existing or max(1, min(args.lines // 4, 100_000))
+    work = Path(tempfile.mkdtemp(prefix="import-bench-"))
+    seed_file, ndjson_file, csv_file = (
+        work / "seed.ndjson",
+        work / "bench.ndjson",
+        work / "bench.csv",
+    )
+    started = time.perf_counter()
+    write_ndjson(seed_commands(existing), seed_file)
+    commands = generate_commands(args.lines, args.seed, existing)
+    write_ndjson(commands, ndjson_file)
+    if not args.no_csv:
+        write_csv(commands, csv_file)
+    del commands
+    print(
+        f"generated {args.lines} lines ({ndjson_file.stat().st_size / 2**20:.1f} MB NDJSON) "
+        f"and {existing} existing profiles in {time.perf_counter() - started:.1f} s"
+    )
+
+    plan: list[tuple[str, str, dict]] = [
+        ("pipeline NDJSON", "pipeline", {"file": ndjson_file, "format": "ndjson"}),
+        (
+            "pipeline NDJSON, no history",
+            "pipeline",
+            {"file": ndjson_file, "format": "ndjson", "no_history": True},
+        ),
+    ]
+    if not args.no_csv:
+        plan.append(("pipeline CSV", "pipeline", {"file": csv_file, "format": "csv"}))
+    if not args.no_trace:
+        plan.append(
+            (
+                "pipeline NDJSON + tracemalloc",
+                "pipeline",
+                {"file": ndjson_file, "format": "ndjson", "trace": True},
+            )
+        )
+    if args.worker:
+        plan.append(("Celery worker NDJSON", "worker", {"file": ndjson_file}))
+    if not args.no_die:
+        plan.append(
+            (
+                f"django-import-export ({args.die_lines} rows)",
+                "die",
+                {"file": ndjson_file, "die_lines": args.die_lines},
+            )
+        )
+        plan.append(
+            (
+                f"django-import-export use_bulk ({args.die_lines} rows)",
+                "die",
+                {"file": ndjson_file, "die_lines": args.die_lines, "die_bulk": True},
+            )
+        )
+    datamarts = list(range(101, 101 + len(plan)))
+    started = time.perf_counter()
+    prepare_database(datamarts, seed_file)
+    print(f"seeded {len(datamarts)} datamarts in {time.perf_counter() - started:.1f} s\n")
+
+    results: dict[str, dict] = {}
+    for (label, kind, options), datamart in zip(plan, datamarts, strict=True):
+        result = run_child(kind, datamart=datamart, **options)
+        results[label] = result
+        trace = result.get("tracemalloc_peak_mb")
+        print(
+            f"{label:48} {result['lines']:>9} lines {result['seconds']:8.1f} s "
+            f"{_rate(result):>9.0f} lines/s  peak RSS {result['peak_rss_mb']:6.0f} MB"
+            + (f"  tracemalloc peak {trace:.1f} MB" if trace is not None else "")
+            + (f"  [{result['status']}]" if result["status"] not in ("ok", "SUCCEEDED") else "")
+        )
+        if "counters" in result:
+            print(f"{'':48} {result['counters']}")
+    from django.db import connection
+
+    if not args.no_copy and connection.vendor == "postgresql":
+        result = run_child("copy", file=ndjson_file)
+        results["COPY"] = result
+        print(
+            f"{'PostgreSQL COPY (parse + copy)':48} {result['lines']:>9} lines {result['seconds']:8.1f} s "
+            f"{_rate(result):>9.0f} lines/s  peak RSS {result['peak_rss_mb']:6.0f} MB"
+        )
+
+    pipeline = _rate(results["pipeline NDJSON"])
+    print()
+    if "pipeline NDJSON, no history" in results:
+        cost = 1 - pipeline / _rate(results["pipeline NDJSON, no history"])
+        print(f"history recording costs {cost:.1%} of the no-history throughput")
+    if "COPY" in results:
+        print(f"pipeline / COPY: {pipeline / _rate(results['COPY']):.2f}")
+    for label, result in results.items():
+        if label.startswith("django-import-export"):
+            print(f"pipeline / {label}: {pipeline / _rate(result):.1f}x")
+    if args.keep:
+        print(f"files kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

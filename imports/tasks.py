@@ -1,0 +1,44 @@
+"""Celery tasks: they take ids and call the pipeline; running one twice gives the same database."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_ready
+from django.db import close_old_connections, connections
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, name="imports.run_execution")
+def run_execution(self, execution_id: int) -> None:
+    from imports.pipeline import execution_run
+
+    execution_run(execution_id=execution_id, worker=self.request.hostname or "")
+
+
+@shared_task(ignore_result=True, name="imports.resume_executions")
+def resume_executions(worker: str = "") -> list[int]:
+    """Queue again the executions a dead worker left behind (also fit for a beat schedule)."""
+    from imports.services import executions_to_resume
+
+    ids = executions_to_resume(worker=worker)
+    for execution_id in ids:
+        run_execution.delay(execution_id)
+    return ids
+
+
+@worker_ready.connect
+def _resume_on_start(sender=None, **kwargs) -> None:
+    """A worker that starts resumes what its previous life (same node name) left RUNNING."""
+    worker = getattr(sender, "hostname", "") or ""
+    close_old_connections()
+    try:
+        ids = resume_executions(worker)
+        if ids:
+            logger.info("queued again the unfinished executions %s", ids)
+    except Exception:  # a worker must start even when the database is briefly away
+        logger.exception("could not look for unfinished executions")
+    finally:
+        connections.close_all()  # the pool's children must not share this process's connection
