@@ -214,3 +214,44 @@ class ExecutionError(models.Model):
             "error_code": self.error_code,
             "message": self.message,
         }
+
+
+class ExportJob(models.Model):
+    """A profile export too large for one request, written to a file by a Celery worker.
+
+    It keeps the profile list's filters (its query string), its datamart and who asked: the
+    worker rebuilds the same list, scoped to that user's datamarts at the time it runs.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        RUNNING = "RUNNING"
+        SUCCEEDED = "SUCCEEDED"
+        FAILED = "FAILED"
+
+    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    file_format = models.CharField(max_length=8, help_text="CSV, XLSX, JSON or NDJSON.")
+    filters = models.TextField(blank=True, help_text="The profile list's query string.")
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    rows = models.BigIntegerField(null=True, blank=True, help_text="Profiles written.")
+    file = models.FileField(upload_to="exports/%Y/%m/%d/", max_length=500, blank=True)
+    created_ts = models.DateTimeField(default=timezone.now, editable=False)
+    start_ts = models.DateTimeField(null=True, blank=True)
+    end_ts = models.DateTimeField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_ts", "-id"]
+        verbose_name = "profile export"
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.file_format}): {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}

@@ -42,3 +42,10 @@ def _resume_on_start(sender=None, **kwargs) -> None:
         logger.exception("could not look for unfinished executions")
     finally:
         connections.close_all()  # the pool's children must not share this process's connection
+
+
+@shared_task(acks_late=True, ignore_result=True, name="imports.run_export_job")
+def run_export_job(export_job_id: int) -> None:
+    from imports.exports import export_job_run
+
+    export_job_run(export_job_id=export_job_id)

@@ -137,6 +137,14 @@ IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", "300"))
 
 LOGIN_URL = "admin:login"
 
+# The admin's import and export screens (imports/admin.py).
+# Lines run through the preview before an upload is confirmed.
+IMPORT_PREVIEW_LINES = int(os.environ.get("IMPORT_PREVIEW_LINES", "1000"))
+# An upload previewed but never confirmed is deleted after this many hours.
+IMPORT_STAGED_MAX_AGE_HOURS = int(os.environ.get("IMPORT_STAGED_MAX_AGE_HOURS", "24"))
+# Exports of more profiles than this are written by a worker instead of the request.
+EXPORT_BACKGROUND_ROWS = int(os.environ.get("EXPORT_BACKGROUND_ROWS", "50000"))
+
 # Celery. The embedded default is kombu's filesystem transport: no server, and it works
 # across processes on one machine. Production sets redis:// or amqp://.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")

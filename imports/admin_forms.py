@@ -1,0 +1,195 @@
+"""Forms of the import and export screens: every choice limited to the user's datamarts."""
+
+from __future__ import annotations
+
+import codecs
+
+from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+from import_export.forms import ImportExportFormBase, ImportForm
+
+from imports.models import DocumentImport
+from imports.readers import FileFormat, detect_format
+from profiles.admin_scope import ScopedModelForm, scope_queryset
+from profiles.merge import Strategy
+from profiles.models import Datamart
+
+STRATEGY_CHOICES = [
+    (Strategy.PARTIAL_UPDATE.value, "PARTIAL_UPDATE: the line's keys overwrite, others stay"),
+    (Strategy.FORCE_REPLACE.value, "FORCE_REPLACE: the properties become the line's"),
+    (Strategy.PARTIAL_DELETE.value, "PARTIAL_DELETE: the line's keys are removed"),
+]
+
+
+class DatamartChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Datamart) -> str:
+        return str(obj)
+
+
+class DocumentImportChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: DocumentImport) -> str:
+        return f"{obj.datamart.name} ({obj.datamart_id}) · {obj}"
+
+
+def checked_encoding(value: str) -> str:
+    try:
+        return codecs.lookup(value.strip()).name
+    except LookupError:
+        raise forms.ValidationError(
+            f"“{value}” is not an encoding Python knows: try utf-8, latin-1 or cp1252."
+        ) from None
+
+
+def _format_choices(formats) -> list[tuple[str, str]]:
+    return [(str(index), format_class().get_title()) for index, format_class in enumerate(formats)]
+
+
+def _scope_datamarts(form: forms.Form, datamart_ids: list[int] | None) -> int:
+    """Limit the form's datamart choices; preselect the only one. Returns 1 or 2 (several)."""
+    field = form.fields["datamart"]
+    field.queryset = scope_queryset(Datamart.objects.all(), datamart_ids, "id")
+    datamarts = list(field.queryset[:2])
+    if len(datamarts) == 1:
+        form.initial.setdefault("datamart", datamarts[0].pk)
+    return len(datamarts)
+
+
+class ProfileImportForm(ImportForm):
+    """Step 1: the file and how to read it. The format comes from the name unless chosen."""
+
+    import_file = forms.FileField(
+        label="File",
+        help_text="CSV, XLSX, JSON (an array of commands) or NDJSON (one command per line).",
+    )
+    datamart = DatamartChoiceField(queryset=Datamart.objects.none(), empty_label=None)
+    document_import = DocumentImportChoiceField(
+        queryset=DocumentImport.objects.none(),
+        required=False,
+        empty_label="Back-office uploads (one definition per format, made on first use)",
+        help_text="The import definition this upload is recorded under.",
+    )
+    encoding = forms.CharField(
+        max_length=32,
+        initial="utf-8",
+        help_text="Of a text file (CSV, JSON, NDJSON). UTF-8 accepts a byte order mark.",
+    )
+    update_strategy = forms.ChoiceField(
+        choices=STRATEGY_CHOICES,
+        initial=Strategy.PARTIAL_UPDATE.value,
+        label="Default update strategy",
+        help_text="For UPSERT lines that choose none (no update_strategy, force_replace).",
+    )
+    merge_objects = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Merge objects deeply",
+        help_text="With PARTIAL_UPDATE: nested objects are merged key by key and arrays "
+        "appended, instead of replaced.",
+    )
+    field_order = [
+        "resource",
+        "import_file",
+        "format",
+        "datamart",
+        "document_import",
+        "encoding",
+        "update_strategy",
+        "merge_objects",
+    ]
+
+    def __init__(self, formats, resources, *, datamart_ids=None, **kwargs):
+        super().__init__(formats, resources, **kwargs)
+        self.formats = formats
+        fmt = self.fields["format"]
+        fmt.required = False
+        fmt.label = "Format"
+        fmt.choices = [("", "Detect from the file name"), *_format_choices(formats)]
+        fmt.help_text = ".csv .tsv .txt → CSV, .xlsx → XLSX, .json → JSON, .ndjson .jsonl → NDJSON."
+        _scope_datamarts(self, datamart_ids)
+        self.fields["document_import"].queryset = scope_queryset(
+            DocumentImport.objects.select_related("datamart"), datamart_ids, "datamart_id"
+        )
+
+    def clean_import_file(self):
+        upload = self.cleaned_data["import_file"]  # Django's field refuses an empty file
+        cap = settings.IMPORT_MAX_FILE_BYTES
+        if upload.size > cap:
+            raise forms.ValidationError(
+                f"The file takes {filesizeformat(upload.size)}, over the limit of "
+                f"{filesizeformat(cap)}: split it, or import it with the import_profiles command."
+            )
+        return upload
+
+    def clean_encoding(self):
+        return checked_encoding(self.cleaned_data["encoding"])
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("import_file")
+        document_import = cleaned.get("document_import")
+        datamart = cleaned.get("datamart")
+        if (
+            document_import is not None
+            and datamart is not None
+            and document_import.datamart_id != datamart.pk
+        ):
+            self.add_error(
+                "document_import",
+                f"“{document_import.name}” belongs to another datamart than {datamart}.",
+            )
+        chosen = cleaned.get("format")
+        file_format = None
+        if chosen not in (None, ""):
+            file_format = self.formats[int(chosen)].file_format
+        elif upload is not None:
+            file_format = detect_format(upload.name, getattr(upload, "content_type", None))
+            if file_format is None:
+                self.add_error(
+                    "format",
+                    f"The format of “{upload.name}” cannot be told from its name: choose "
+                    "CSV, XLSX, JSON or NDJSON.",
+                )
+        cleaned["file_format"] = file_format
+        return cleaned
+
+
+class ProfileConfirmImportForm(forms.Form):
+    """Step 2: the staged upload to run, named by its token (its options stay in the session)."""
+
+    token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+
+
+class ProfileExportForm(ImportExportFormBase):
+    """The format, and the datamart when the user sees several (an export holds one)."""
+
+    datamart = DatamartChoiceField(
+        queryset=Datamart.objects.none(),
+        empty_label=None,
+        help_text="An export holds the profiles of one datamart, so it can be imported back.",
+    )
+
+    def __init__(self, formats, resources, *, datamart_ids=None, **kwargs):
+        super().__init__(formats, resources, **kwargs)
+        self.formats = formats
+        self.fields["format"].choices = _format_choices(formats)
+        self.fields["format"].initial = "0"
+        self.fields["format"].help_text = (
+            "CSV and XLSX: one row per profile, typed headers; NDJSON and JSON: FORCE_REPLACE "
+            "commands. Each re-imports to the same profiles."
+        )
+        if _scope_datamarts(self, datamart_ids) == 1:
+            self.fields["datamart"].widget = forms.HiddenInput()
+
+    @property
+    def file_format(self) -> FileFormat:
+        return self.formats[int(self.cleaned_data["format"])].file_format
+
+
+class DocumentImportForm(ScopedModelForm):
+    class Meta:
+        model = DocumentImport
+        fields = ("datamart", "name", "document_type", "mime_type", "encoding")
+
+    def clean_encoding(self):
+        return checked_encoding(self.cleaned_data["encoding"])
