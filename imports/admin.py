@@ -432,7 +432,6 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
         response["Content-Disposition"] = (
             f'attachment; filename="{export_file_name(datamart, file_format)}"'
         )
-        response["Cache-Control"] = "no-store"
         return response
 
 
@@ -641,10 +640,8 @@ class ExecutionAdmin(DatamartScopedAdmin):
         return TemplateResponse(request, "admin/imports/execution/change_form.html", context)
 
     def progress_view(self, request, object_id):
-        execution = self._execution(request, object_id)
-        response = JsonResponse(progress_payload(execution))
-        response["Cache-Control"] = "no-store"
-        return response
+        # Never cached: admin_view marks every admin response so.
+        return JsonResponse(progress_payload(self._execution(request, object_id)))
 
     @method_decorator(require_POST)
     def cancel_view(self, request, object_id):
@@ -686,7 +683,6 @@ class ExecutionAdmin(DatamartScopedAdmin):
             failed_lines.chunks, content_type=failed_lines.content_type
         )
         response["Content-Disposition"] = f'attachment; filename="{failed_lines.file_name}"'
-        response["Cache-Control"] = "no-store"
         return response
 
 
