@@ -604,20 +604,16 @@ def chunk_apply(
             except ProfileError as problem:
                 result.errors.append(_line_error(record, problem))
 
-        # User points: those that exist, and those an UPSERT creates (from its line on).
+        # User points: those that exist, and those an UPSERT creates.
         points = _find_points(datamart, {line.identifier_key for line in lines})
-        created_from: dict[IdentifierKey, int] = {}
-        for line in lines:
-            key = line.identifier_key
-            if (
-                key not in points
-                and key not in created_from
-                and line.command.operation is Operation.UPSERT
-            ):
-                created_from[key] = line.index
+        missing = {
+            line.identifier_key: None
+            for line in lines
+            if line.identifier_key not in points and line.command.operation is Operation.UPSERT
+        }
         existing_points = set(points.values())
-        if created_from:
-            points.update(_create_points(writer, datamart, list(created_from), now))
+        if missing:
+            points.update(_create_points(writer, datamart, list(missing), now))
 
         profiles: dict[ProfileKey, _Profile | None] = dict(
             _lock_profiles(
@@ -637,9 +633,9 @@ def chunk_apply(
         for line in lines:
             command = line.command
             key = line.identifier_key
+            # A point an UPSERT creates further down has no profile before that line, so a
+            # DELETE above it finds nothing either way.
             point_id = points.get(key)
-            if point_id is not None and created_from.get(key, -1) > line.index:
-                point_id = None  # created by a later line of this chunk: not there yet
             if point_id is None:
                 outcome, before, after = "not_found", None, None
             else:

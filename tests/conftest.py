@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.db import connection
 
@@ -29,3 +31,88 @@ def crm_compartment(datamart) -> Compartment:
 @pytest.fixture
 def other_datamart(db) -> Datamart:
     return datamart_create(datamart_id=2, name="Other", default_compartment_id=1)
+
+
+# --- uploads, the broker and real Celery workers -------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_var_dir(tmp_path_factory):
+    """Uploads and the embedded broker's queue of a test session live in a temporary folder,
+    never under var/, so a `make run` worker cannot meet a test's message."""
+    from django.test import override_settings
+
+    from profiles_site.celery import app
+
+    root = tmp_path_factory.mktemp("profiles-var")
+    (root / "media").mkdir()
+    media = override_settings(MEDIA_ROOT=str(root / "media"))
+    media.enable()
+    broker_url = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+    if broker_url.startswith("filesystem://"):
+        for sub in ("queue", "processed", "control"):
+            (root / "broker" / sub).mkdir(parents=True, exist_ok=True)
+        app.conf.broker_url = broker_url
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(root / "broker" / "queue"),
+            "data_folder_out": str(root / "broker" / "queue"),
+            "processed_folder": str(root / "broker" / "processed"),
+            "control_folder": str(root / "broker" / "control"),
+            "store_processed": False,
+        }
+        if app._pool is not None:  # built for the former options: build it again
+            app._pool.force_close_all()
+            app._pool = None
+            app.amqp._producer_pool = None
+    yield root
+    media.disable()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_session(django_db_setup, django_db_blocker, session_var_dir):
+    """One worker process for the session, started by the first test that asks for it."""
+    from profiles_site.celery import app
+    from tests.workers import ROOT, CeleryWorker, database_url
+
+    with django_db_blocker.unblock():
+        url = database_url(connection.settings_dict)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "profiles_site.settings",
+        "DATABASE_URL": url,
+        "PROFILES_VAR_DIR": str(session_var_dir),
+        "MEDIA_ROOT": str(session_var_dir / "media"),
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "filesystem://"),
+        "PYTHONPATH": str(ROOT),
+    }
+    (session_var_dir / "logs").mkdir(exist_ok=True)
+    app.control.purge()  # a shared broker (Redis in CI) may hold an earlier run's messages
+    worker = CeleryWorker(env=env, log_dir=session_var_dir / "logs")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def celery_worker(celery_worker_session, request):
+    """A running worker on the test database; use with django_db(transaction=True).
+
+    Tests may kill it and start it again, with other settings; the next test gets one with
+    the default settings.
+    """
+    worker = celery_worker_session
+    if worker.custom:
+        worker.stop()
+    if not worker.running:
+        worker.stop()
+        worker.start()
+    yield worker
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"--- worker log ({worker.log_path}) ---\n{worker.log()}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,0 +1,114 @@
+"""`python manage.py import_profiles --datamart 1 FILE`: the real pipeline, in this process."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError
+
+from imports.models import DocumentImport, Execution
+from imports.pipeline import execution_run
+from imports.readers import FileFormat, detect_format
+from imports.services import MIME_TYPE_OF_FORMAT, execution_start
+from profiles.errors import ProfileError
+from profiles.models import Datamart
+
+SHOWN_ERRORS = 10
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a file of profile commands (NDJSON, JSON, CSV or XLSX) into a datamart, in this "
+        "process, with a progress bar. The file is stored like an upload and recorded as an "
+        "execution, so it can be followed, resumed by a worker if this process dies, and retried."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="path of the file to import")
+        parser.add_argument("--datamart", type=int, required=True)
+        parser.add_argument(
+            "--format",
+            choices=[fmt.value.lower() for fmt in FileFormat],
+            help="default: from the file's extension",
+        )
+        parser.add_argument("--encoding", default="utf-8")
+        parser.add_argument(
+            "--update-strategy",
+            default="PARTIAL_UPDATE",
+            help="for lines that name none: PARTIAL_UPDATE, PARTIAL_DELETE or FORCE_REPLACE",
+        )
+        parser.add_argument(
+            "--merge-objects",
+            default="true",
+            help="PARTIAL_UPDATE default: deep merge (true) or top-level keys only (false)",
+        )
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **options):
+        path = options["file"]
+        if not os.path.isfile(path):
+            raise CommandError(f"no such file: {path}")
+        datamart = Datamart.objects.filter(pk=options["datamart"]).first()
+        if datamart is None:
+            raise CommandError(f"datamart {options['datamart']} does not exist")
+        fmt = FileFormat(options["format"].upper()) if options["format"] else detect_format(path)
+        if fmt is None:
+            raise CommandError("cannot tell the file's format from its name: give --format")
+        document_import, _ = DocumentImport.objects.get_or_create(
+            datamart=datamart,
+            name=f"import_profiles command ({fmt.value})",
+            defaults={"mime_type": MIME_TYPE_OF_FORMAT[fmt], "encoding": options["encoding"]},
+        )
+        merge_objects = options["merge_objects"].strip().lower() in {"true", "1", "yes"}
+        try:
+            with open(path, "rb") as source:
+                execution = execution_start(
+                    document_import=document_import,
+                    upload=File(source, name=os.path.basename(path)),
+                    file_name=os.path.basename(path),
+                    default_update_strategy=options["update_strategy"],
+                    default_merge_objects=merge_objects,
+                    file_format=fmt.value,
+                    encoding=options["encoding"],
+                    enqueue=False,
+                )
+        except ProfileError as problem:
+            raise CommandError(f"{problem.code}: {problem.message}") from None
+        self.stdout.write(f"execution {execution.pk}: {path} ({fmt.value})")
+        if not execution.is_finished:
+            self._run(execution, show_progress=not options["no_progress"])
+        execution.refresh_from_db()
+        self._report(execution)
+        if execution.status != Execution.Status.SUCCEEDED:
+            raise CommandError(
+                f"execution {execution.pk} {execution.status}: "
+                f"{execution.error_code} {execution.error_message}".strip()
+            )
+
+    def _run(self, execution: Execution, *, show_progress: bool) -> None:
+        from tqdm import tqdm
+
+        with tqdm(
+            total=None, unit=" lines", disable=not show_progress, file=sys.stderr, leave=True
+        ) as bar:
+
+            def progress(processed: int, total: int | None) -> None:
+                if total is not None and bar.total != total:
+                    bar.total = total
+                bar.update(processed - bar.n)
+
+            execution_run(execution_id=execution.pk, progress=progress)
+
+    def _report(self, execution: Execution) -> None:
+        counters = execution.counters()
+        self.stdout.write(
+            f"{execution.status}: "
+            + ", ".join(f"{name} {value}" for name, value in counters.items() if value is not None)
+        )
+        errors = list(execution.errors.order_by("line", "id")[:SHOWN_ERRORS])
+        for error in errors:
+            self.stdout.write(f"  line {error.line} {error.error_code}: {error.message}")
+        if execution.failed > len(errors):
+            self.stdout.write(f"  … and {execution.failed - len(errors)} more line errors")

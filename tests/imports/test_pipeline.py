@@ -1,0 +1,662 @@
+"""The pipeline in this process: order, outcomes, errors, checkpoints, cancel, resume."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db.models import Count
+from django.utils import timezone
+
+from imports import pipeline
+from imports.models import DocumentImport, Execution
+from imports.services import execution_cancel
+from profiles.models import ProfileChange, UserAccount, UserEmail, UserPoint, UserProfile
+from tests.imports.helpers import (
+    CRM,
+    account,
+    counters,
+    delete,
+    errors_of,
+    import_file,
+    ndjson,
+    properties_of,
+    run,
+    snapshot,
+    upload,
+)
+
+# --------------------------------------------------------------------------- file order
+
+
+def test_later_lines_see_earlier_ones_on_the_same_profile_inside_a_chunk(document_import):
+    execution = import_file(
+        document_import,
+        ndjson(
+            account("c1", {"a": 1, "tags": ["x"]}),
+            account("c1", {"b": 2, "tags": ["y"]}),
+            account("c1", {"c": 3}, strategy="FORCE_REPLACE"),
+            account("c1", {"d": {"e": 1}}),
+            account("c1", {"c": None}, strategy="PARTIAL_DELETE"),
+        ),
+    )
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert properties_of("c1") == {"d": {"e": 1}}
+    assert counters(execution) == {"total": 5, "processed": 5, "created": 1, "updated": 4}
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 1000])
+def test_file_order_holds_across_chunks_whatever_their_size(document_import, settings, chunk_size):
+    settings.IMPORT_CHUNK_SIZE = chunk_size
+    execution = import_file(
+        document_import,
+        ndjson(
+            account("c1", {"n": 1}),
+            account("c2", {"n": 1}),
+            delete("c1"),
+            account("c1", {"n": 2, "tags": ["a"]}),
+            account("c1", {"tags": ["b"]}),
+            delete("c2"),
+            delete("c2"),
+            account("c2", {"n": 3}, strategy="PARTIAL_DELETE"),
+            account("c1", {"tags": ["a"]}, strategy="PARTIAL_DELETE"),
+        ),
+    )
+    assert properties_of("c1") == {"n": 2, "tags": ["b"]}
+    assert properties_of("c2") is None
+    assert counters(execution) == {
+        "total": 9,
+        "processed": 9,
+        "created": 3,
+        "updated": 2,
+        "deleted": 2,
+        "not_found": 1,
+        "unchanged": 1,
+    }
+    # History: one row per change, in file order, naming the profile each line changed.
+    history = list(
+        ProfileChange.objects.filter(execution_id=execution.pk)
+        .order_by("id")
+        .values_list("user_account_id", "action", "changed_keys")
+    )
+    assert history == [
+        ("c1", "created", ["n"]),
+        ("c2", "created", ["n"]),
+        ("c1", "deleted", ["n"]),
+        ("c1", "created", ["n", "tags"]),
+        ("c1", "updated", ["tags"]),
+        ("c2", "deleted", ["n"]),
+        ("c1", "updated", ["tags"]),
+    ]
+    c1_rows = ProfileChange.objects.filter(user_account_id="c1").values_list("profile_id", "action")
+    created_ids = [pk for pk, action in c1_rows if action == "created"]
+    assert len(set(created_ids)) == 2  # deleted then created again: a new profile
+    assert UserProfile.objects.get(user_account_id="c1").pk == max(created_ids)
+
+
+def test_a_profile_created_and_deleted_inside_one_chunk_leaves_only_history(document_import):
+    execution = import_file(
+        document_import, ndjson(account("c1", {"a": 1}), delete("c1"), account("c1", {"b": 1}))
+    )
+    assert properties_of("c1") == {"b": 1}
+    assert UserProfile.objects.count() == 1
+    actions = list(
+        ProfileChange.objects.filter(execution_id=execution.pk)
+        .order_by("id")
+        .values_list("action", "profile_id")
+    )
+    assert [action for action, _ in actions] == ["created", "deleted", "created"]
+    assert actions[0][1] == actions[1][1] != actions[2][1]
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def test_delete_of_an_unknown_identifier_or_a_missing_profile_is_not_found(document_import):
+    execution = import_file(
+        document_import,
+        ndjson(
+            delete("nobody"),
+            {"operation": "DELETE", "email_hash": "h-unknown"},
+            {"operation": "UPSERT", "email_hash": "h1", "user_profile": {"x": 1}},
+            # h1 exists, but has no profile in the CRM compartment
+            {"operation": "DELETE", "email_hash": "h1", "user_profile": {"$compartment_id": CRM}},
+            # a DELETE before the UPSERT that creates its identifier, in the same chunk
+            delete("later"),
+            account("later", {"x": 1}),
+        ),
+    )
+    assert counters(execution) == {"total": 6, "processed": 6, "created": 2, "not_found": 4}
+    assert not UserAccount.objects.filter(user_account_id="nobody").exists()
+    assert properties_of("later") == {"x": 1}
+
+
+def test_delete_without_profile_through_an_email_deletes_the_anonymous_default_profile(
+    document_import,
+):
+    execution = import_file(
+        document_import,
+        ndjson(
+            {"operation": "UPSERT", "email_hash": "h1", "user_profile": {"x": 1}},
+            {"operation": "DELETE", "email_hash": "h1"},
+        ),
+    )
+    assert counters(execution)["deleted"] == 1
+    assert not UserProfile.objects.exists()
+    assert UserEmail.objects.filter(email_hash="h1").exists()  # the point and identifier stay
+
+
+def test_the_same_file_imported_twice_is_all_unchanged_the_second_time(document_import):
+    content = ndjson(
+        account("c1", {"a": 1, "tags": ["x", "y"], "nl": {"on": True}}),
+        account("c1", {"tags": ["y", "z"], "nl": {"period": "M"}}),
+        account("c2", {"a": 2}, strategy="FORCE_REPLACE"),
+        account("c3", {"a": None}, strategy="PARTIAL_DELETE"),
+        account("c4", {"a": 1}, update_strategy="PARTIAL_UPDATE", merge_objects=False),
+        {"operation": "UPSERT", "email_hash": "h1", "user_profile": {"x": [1, {"y": 2}]}},
+        {"operation": "UPSERT", "user_agent_id": "vec:1", "user_profile": {"x": 1.5}},
+    )
+    first = import_file(document_import, content)
+    assert first.status == Execution.Status.SUCCEEDED
+    stamps = dict(UserProfile.objects.values_list("id", "last_modified_ts"))
+    history = ProfileChange.objects.count()
+
+    second = import_file(document_import, content)
+    assert counters(second) == {"total": 7, "processed": 7, "unchanged": 7}
+    assert dict(UserProfile.objects.values_list("id", "last_modified_ts")) == stamps
+    assert ProfileChange.objects.count() == history
+
+
+def test_last_modified_moves_only_for_profiles_that_changed(document_import):
+    import_file(document_import, ndjson(account("c1", {"a": 1}), account("c2", {"a": 1})))
+    before = dict(UserProfile.objects.values_list("user_account_id", "last_modified_ts"))
+    created = dict(UserProfile.objects.values_list("user_account_id", "creation_ts"))
+    import_file(document_import, ndjson(account("c1", {"a": 1}), account("c2", {"a": 2})))
+    after = dict(UserProfile.objects.values_list("user_account_id", "last_modified_ts"))
+    assert after["c1"] == before["c1"]
+    assert after["c2"] > before["c2"]
+    assert dict(UserProfile.objects.values_list("user_account_id", "creation_ts")) == created
+
+
+def test_spec_rule_two_a_line_identified_by_an_account_writes_the_profile_it_names(
+    document_import,
+):
+    """SPEC §2 rule 2: $compartment_id/$user_account_id are not inherited from the identifier."""
+    import_file(
+        document_import,
+        ndjson(
+            {
+                "operation": "UPSERT",
+                "compartment_id": CRM,
+                "user_account_id": "c1",
+                "user_profile": {"firstname": "David"},
+            }
+        ),
+    )
+    profile = UserProfile.objects.get()
+    assert profile.compartment.is_default and profile.user_account_id is None
+    assert UserAccount.objects.get().user_account_id == "c1"
+
+
+def test_counters_add_up_and_history_names_the_execution(document_import, django_user_model):
+    user = django_user_model.objects.create(username="staff")
+    execution = run(
+        upload(
+            document_import,
+            ndjson(account("c1", {"a": 1}), "{bad", delete("c9"), account("c1", {"a": 2})),
+            created_by=user,
+        )
+    )
+    values = execution.counters()
+    assert values["processed"] == values["total"] == 4
+    assert sum(values[name] for name in Execution.COUNTERS) == values["processed"]
+    change = ProfileChange.objects.order_by("id").last()
+    assert (change.source, change.execution_id, change.user_id) == ("import", execution.pk, user.pk)
+    assert (execution.checkpoint_line, execution.attempts) == (4, 0)
+
+
+# --------------------------------------------------------------------------- bad lines
+
+
+def _line_with(**fields) -> dict:
+    command = account("bad", {"x": 1})
+    command.update(fields)
+    return {key: value for key, value in command.items() if value is not ...}
+
+
+BAD_NDJSON_LINES = {
+    "INVALID_JSON": '{"operation": "UPSERT", ',
+    "DUPLICATE_KEY": '{"operation": "UPSERT", "operation": "DELETE", "email_hash": "h"}',
+    "NON_FINITE_NUMBER": '{"operation": "UPSERT", "email_hash": "h", "user_profile": {"x": NaN}}',
+    "NUL_CHARACTER": '{"operation": "UPSERT", "email_hash": "h", "user_profile": {"x": "a\\u0000"}}',
+    "TOO_DEEP": '{"operation": "UPSERT", "email_hash": "h", "user_profile": '
+    + '{"x": ' * 40
+    + "1"
+    + "}" * 41
+    + "}",
+    "INVALID_COMMAND": "[1, 2]",
+    "UNKNOWN_FIELD": _line_with(user_profil={}),
+    "MISSING_OPERATION": _line_with(operation=...),
+    "INVALID_OPERATION": _line_with(operation="MERGE"),
+    "MISSING_IDENTIFIER": {"operation": "UPSERT", "user_profile": {}},
+    "MULTIPLE_IDENTIFIERS": _line_with(email_hash="h"),
+    "INVALID_IDENTIFIER": _line_with(user_account_id=""),
+    "MISSING_USER_PROFILE": _line_with(user_profile=...),
+    "INVALID_USER_PROFILE": _line_with(user_profile=[1]),
+    "INVALID_UPDATE_STRATEGY": _line_with(update_strategy="MERGE_ALL"),
+    "INVALID_FORCE_REPLACE": _line_with(force_replace="perhaps"),
+    "INVALID_MERGE_OBJECTS": _line_with(merge_objects="perhaps"),
+    "RESERVED_KEY": _line_with(user_profile={"$secret": 1}),
+    "INVALID_USER_ACCOUNT_ID": _line_with(user_profile={"$user_account_id": True}),
+    "UNKNOWN_COMPARTMENT": _line_with(compartment_id=99),
+}
+
+
+@pytest.mark.parametrize("code", sorted(BAD_NDJSON_LINES))
+def test_each_bad_line_is_reported_with_its_line_number_and_the_good_lines_land(
+    document_import, code
+):
+    bad = BAD_NDJSON_LINES[code]
+    execution = import_file(
+        document_import, ndjson(account("good1", {"a": 1}), bad, account("good2", {"a": 2}))
+    )
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert errors_of(execution) == [(2, code)]
+    assert counters(execution) == {"total": 3, "processed": 3, "created": 2, "failed": 1}
+    assert properties_of("good1") == {"a": 1} and properties_of("good2") == {"a": 2}
+    error = execution.errors.get()
+    assert error.message.startswith("line 2")
+    assert error.raw is not None  # kept for the failed-lines file
+
+
+def test_line_level_encoding_and_length_errors_are_line_errors(document_import):
+    long_line = json.dumps(account("long", {"x": "y" * 1_100_000})).encode()
+    content = (
+        ndjson(account("good1", {"a": 1}))
+        + b'{"operation": "UPSERT", "email_hash": "\xff"}\n'
+        + long_line
+        + b"\n"
+        + ndjson(account("good2", {"a": 2}))
+    )
+    execution = import_file(document_import, content)
+    assert errors_of(execution) == [(2, "INVALID_ENCODING"), (3, "LINE_TOO_LONG")]
+    assert counters(execution)["created"] == 2
+
+
+def test_unknown_compartments_name_the_field_that_holds_them(document_import):
+    execution = import_file(
+        document_import,
+        ndjson(
+            _line_with(compartment_id=99),
+            _line_with(user_profile={"$compartment_id": 98, "$user_account_id": "bad"}),
+        ),
+    )
+    rows = list(execution.errors.order_by("line").values_list("line", "error_code", "field"))
+    assert rows == [
+        (1, "UNKNOWN_COMPARTMENT", "compartment_id"),
+        (2, "UNKNOWN_COMPARTMENT", "$compartment_id"),
+    ]
+    assert not UserPoint.objects.exists()
+
+
+def test_a_merge_that_grows_past_the_size_limit_fails_that_line_only(document_import):
+    half = "x" * 600_000
+    execution = import_file(
+        document_import,
+        ndjson(account("c1", {"a": half}), account("c1", {"b": half}), account("c1", {"c": 1})),
+    )
+    assert errors_of(execution) == [(2, "TOO_LARGE")]
+    assert properties_of("c1") == {"a": half, "c": 1}
+
+
+CSV_HEADER = "operation,compartment_id,user_account_id,$compartment_id,$user_account_id,age:int\n"
+
+
+@pytest.mark.parametrize(
+    ("row", "code"),
+    [
+        ("UPSERT,1606,bad,1606,bad,forty\n", "INVALID_CELL"),
+        ("UPSERT,1606,bad\n", "WRONG_CELL_COUNT"),
+        ("UPSERT,77,bad,1606,bad,1\n", "UNKNOWN_COMPARTMENT"),
+        ("UPSERT,1606,bad,66,bad,1\n", "UNKNOWN_COMPARTMENT"),
+        ("UPSERT,,,,,1\n", "MISSING_IDENTIFIER"),
+    ],
+)
+def test_bad_csv_rows_are_reported_with_their_line_number(csv_import, row, code):
+    content = (
+        CSV_HEADER + "UPSERT,1606,g1,1606,g1,30\n" + row + "UPSERT,1606,g2,1606,g2,40\n"
+    ).encode()
+    execution = import_file(csv_import, content, name="crm.csv")
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert errors_of(execution) == [(3, code)]  # the header is line 1
+    assert properties_of("g1") == {"age": 30} and properties_of("g2") == {"age": 40}
+    assert execution.delimiter == "," and execution.headers[0] == "operation"
+
+
+# --------------------------------------------------------------------------- file errors
+
+
+@pytest.mark.parametrize(
+    ("name", "mime_type", "content", "options", "code", "applied"),
+    [
+        (
+            "utf16.ndjson",
+            "APPLICATION_X_NDJSON",
+            "\ufeff{}".encode("utf-16"),
+            {},
+            "UNSUPPORTED_ENCODING",
+            0,
+        ),
+        ("x.ndjson", "APPLICATION_X_NDJSON", b"{}", {"encoding": "klingon"}, "UNKNOWN_ENCODING", 0),
+        ("empty.csv", "TEXT_CSV", b"", {}, "NO_HEADER", 0),
+        (
+            "latin.csv",
+            "TEXT_CSV",
+            (CSV_HEADER + "UPSERT,1606,g1,1606,g1,1\n").encode()
+            + "UPSERT,1606,é,1606,é,2\n".encode("latin-1"),
+            {},
+            "INVALID_ENCODING",
+            1,
+        ),
+        ("object.json", "APPLICATION_JSON", b'{"operation": "UPSERT"}', {}, "NOT_AN_ARRAY", 0),
+        (
+            "cut.json",
+            "APPLICATION_JSON",
+            b"[" + json.dumps(account("g1", {"a": 1})).encode() + b", {",
+            {},
+            "INVALID_JSON",
+            1,
+        ),
+        ("notzip.xlsx", "APPLICATION_XLSX", b"PK not really", {}, "INVALID_XLSX", 0),
+    ],
+)
+def test_a_file_level_problem_fails_the_execution_after_applying_the_lines_before_it(
+    datamart, crm_compartment, name, mime_type, content, options, code, applied
+):
+    document_import = DocumentImport.objects.create(
+        datamart=datamart, name=name, mime_type=mime_type
+    )
+    execution = import_file(document_import, content, name=name, **options)
+    assert execution.status == Execution.Status.FAILED
+    assert execution.error_code == code and execution.error_message
+    assert execution.processed == applied
+    assert UserProfile.objects.count() == applied
+
+
+def test_an_upload_over_the_size_cap_fails_at_once_and_is_not_stored(document_import, settings):
+    settings.IMPORT_MAX_FILE_BYTES = 10
+    execution = upload(document_import, ndjson(account("c1", {"a": 1})))
+    assert execution.status == Execution.Status.FAILED
+    assert execution.error_code == "FILE_TOO_LARGE"
+    assert not execution.file
+    run(execution)  # a worker receiving it anyway does nothing
+    assert execution.status == Execution.Status.FAILED and not UserProfile.objects.exists()
+
+
+# --------------------------------------------------------------------------- resume
+
+
+class _WorkerKilled(BaseException):
+    """Stands for SIGKILL inside this process: not an Exception, so nothing catches it."""
+
+
+def _die_after(chunks: int):
+    calls = {"n": 0}
+
+    def progress(processed, total):
+        calls["n"] += 1
+        if calls["n"] == chunks:
+            raise _WorkerKilled
+
+    return progress
+
+
+def _csv(commands: list[dict]) -> bytes:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["operation", "compartment_id", "user_account_id", "$compartment_id", "$user_account_id"]
+        + ["n:int", "tags:json"]
+    )
+    for command in commands:
+        profile = command.get("user_profile") or {}
+        account_id = command["user_account_id"]
+        writer.writerow(
+            [command["operation"], CRM, account_id]
+            + (
+                [CRM, account_id, profile["n"], json.dumps(profile["tags"])]
+                if profile
+                else [""] * 4
+            )
+        )
+    return out.getvalue().encode()
+
+
+def _commands(count: int) -> list[dict]:
+    commands = []
+    for i in range(count):
+        commands.append(account(f"c{i % 7}", {"n": i, "tags": [i % 3]}))
+        if i % 5 == 4:
+            commands.append(delete(f"c{i % 7}"))
+    return commands
+
+
+def _xlsx(commands: list[dict]) -> bytes:
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(
+        [
+            "operation",
+            "compartment_id",
+            "user_account_id",
+            "$compartment_id",
+            "$user_account_id",
+            "n:int",
+        ]
+    )
+    for command in commands:
+        profile = command.get("user_profile") or {}
+        sheet.append(
+            [
+                command["operation"],
+                CRM,
+                command["user_account_id"],
+                CRM if profile else None,
+                command["user_account_id"] if profile else None,
+                profile.get("n"),
+            ]
+        )
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["NDJSON", "JSON", "CSV", "XLSX"])
+def test_a_run_killed_between_chunks_resumes_at_its_checkpoint_and_ends_like_a_clean_run(
+    datamart, crm_compartment, settings, fmt
+):
+    settings.IMPORT_CHUNK_SIZE = 4
+    commands = _commands(30)
+    content, mime = {
+        "NDJSON": (ndjson(*commands), "APPLICATION_X_NDJSON"),
+        "JSON": (json.dumps(commands, indent=1).encode(), "APPLICATION_JSON"),
+        "CSV": (_csv(commands), "TEXT_CSV"),
+        "XLSX": (_xlsx(commands), "APPLICATION_XLSX"),
+    }[fmt]
+    document_import = DocumentImport.objects.create(datamart=datamart, name=fmt, mime_type=mime)
+
+    clean = import_file(document_import, content, name=f"f.{fmt.lower()}")
+    expected = snapshot(datamart.pk)
+    UserProfile.objects.all().delete()
+    UserPoint.objects.all().delete()
+
+    execution = upload(document_import, content, name=f"f.{fmt.lower()}")
+    with pytest.raises(_WorkerKilled):
+        run(execution, progress=_die_after(3), worker="w1")
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.RUNNING
+    assert execution.checkpoint_line > 0 and execution.processed == 12
+    run(execution, worker="w1")  # the same worker, started again
+    assert execution.status == Execution.Status.SUCCEEDED, execution.error_message
+    assert snapshot(datamart.pk) == expected
+    assert execution.counters() == clean.counters()
+    assert execution.attempts == 0
+
+
+def test_a_run_does_not_take_over_from_a_live_worker_but_does_from_a_stale_one(document_import):
+    execution = upload(document_import, ndjson(account("c1", {"a": 1})))
+    claimed = pipeline._claim(execution.pk, "other@host")
+    assert claimed is not None
+    run(execution, worker="me@host")
+    assert execution.status == Execution.Status.RUNNING and not UserProfile.objects.exists()
+
+    Execution.objects.filter(pk=execution.pk).update(
+        heartbeat_ts=timezone.now() - timedelta(hours=1)
+    )
+    run(execution, worker="me@host")
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert properties_of("c1") == {"a": 1}
+
+
+def test_a_run_whose_execution_was_taken_over_writes_nothing_more(document_import):
+    execution = upload(document_import, ndjson(account("c1", {"a": 1})))
+    old = pipeline._claim(execution.pk, "w1")
+    pipeline._claim(execution.pk, "w1")  # the same worker, restarted: takes over
+    records = list(pipeline.open_reader(execution.file.path, "NDJSON"))
+    with pytest.raises(pipeline._LostClaim):
+        pipeline._commit_chunk(old, records, 0, pipeline.execution_merge_mode(execution))
+    assert not UserProfile.objects.exists()
+
+
+def test_a_chunk_that_keeps_killing_its_worker_fails_the_execution(document_import, settings):
+    settings.IMPORT_MAX_ATTEMPTS = 3
+    settings.IMPORT_CHUNK_SIZE = 2
+    execution = upload(document_import, ndjson(*(account(f"c{i}", {"a": i}) for i in range(6))))
+    with pytest.raises(_WorkerKilled):
+        run(execution, worker="w1", progress=_die_after(1))  # one chunk commits
+    for _ in range(3):  # then three runs die inside the second chunk
+        pipeline._claim(execution.pk, "w1")
+    run(execution, worker="w1")
+    assert execution.status == Execution.Status.FAILED
+    assert execution.error_code == "CHUNK_KEEPS_FAILING"
+    assert "after line 2" in execution.error_message
+    assert (execution.processed, UserProfile.objects.count()) == (2, 2)
+
+
+def test_attempts_are_reset_when_a_chunk_commits(document_import, settings):
+    settings.IMPORT_MAX_ATTEMPTS = 2
+    settings.IMPORT_CHUNK_SIZE = 1
+    execution = upload(document_import, ndjson(*(account(f"c{i}", {"a": i}) for i in range(4))))
+    for _ in range(4):  # a run that dies after each chunk: never twice at one checkpoint
+        with pytest.raises(_WorkerKilled):
+            run(execution, worker="w1", progress=_die_after(1))
+    run(execution, worker="w1")
+    assert execution.status == Execution.Status.SUCCEEDED and execution.processed == 4
+
+
+def test_a_finished_execution_is_left_alone(document_import):
+    execution = import_file(document_import, ndjson(account("c1", {"a": 1})))
+    stamp = execution.end_ts
+    UserProfile.objects.all().delete()
+    run(execution)
+    assert execution.end_ts == stamp and not UserProfile.objects.exists()
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def test_cancel_of_a_pending_execution_is_immediate(document_import):
+    execution = upload(document_import, ndjson(account("c1", {"a": 1})))
+    execution_cancel(execution=execution)
+    assert execution.status == Execution.Status.CANCELED
+    run(execution)
+    assert execution.status == Execution.Status.CANCELED and not UserProfile.objects.exists()
+
+
+def test_cancel_of_a_running_execution_stops_between_chunks_and_says_how_far(
+    document_import, settings
+):
+    settings.IMPORT_CHUNK_SIZE = 3
+    execution = upload(document_import, ndjson(*(account(f"c{i}", {"a": i}) for i in range(10))))
+
+    def cancel_once(processed, total):
+        if processed == 3:
+            execution_cancel(execution=Execution.objects.get(pk=execution.pk))
+
+    run(execution, progress=cancel_once)
+    assert execution.status == Execution.Status.CANCELED
+    assert execution.processed == 3 and execution.total_lines == 10
+    assert "after line 3" in execution.error_message
+    assert UserProfile.objects.count() == 3
+
+
+# --------------------------------------------------------------------------- statements
+
+
+def _statements_for(document_import, size: int) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    UserProfile.objects.all().delete()
+    UserPoint.objects.all().delete()
+    import_file(document_import, ndjson(*(account(f"c{i}", {"a": i}) for i in range(size))))
+    content = ndjson(
+        *(account(f"c{i}", {"a": -i - 1}) for i in range(size)),
+        *(account(f"n{i}", {"a": i}) for i in range(size)),
+        *(
+            {"operation": "UPSERT", "email_hash": f"h{i}", "user_profile": {"a": i}}
+            for i in range(size)
+        ),
+        *(delete(f"c{i}") for i in range(0, size, 2)),
+    )
+    execution = upload(document_import, content)
+    with CaptureQueriesContext(connection) as queries:
+        run(execution)
+    assert counters(execution)["updated"] == size and counters(execution)["deleted"] == size // 2
+    return len(queries)
+
+
+def test_a_chunk_costs_a_few_statements_not_one_per_line(document_import, settings):
+    settings.IMPORT_CHUNK_SIZE = 10_000
+    small, large = _statements_for(document_import, 20), _statements_for(document_import, 400)
+    assert large == small <= 40
+
+
+def test_profile_change_rows_match_profile_change_build(document_import):
+    """The pipeline writes history rows itself (COPY): the same columns as the service's."""
+    from profiles.services import ChangeSource, profile_change_build
+
+    execution = import_file(document_import, ndjson(account("c1", {"a": 1, "b": 2})))
+    row = ProfileChange.objects.get()
+    profile = UserProfile.objects.get()
+    built = profile_change_build(
+        profile=profile,
+        action="created",
+        keys=["a", "b"],
+        source=ChangeSource(kind="import", execution_id=execution.pk),
+    )
+    fields = [f.attname for f in ProfileChange._meta.concrete_fields if f.name not in ("id", "ts")]
+    assert {f: getattr(row, f) for f in fields} == {f: getattr(built, f) for f in fields}
+
+
+def test_duplicate_points_are_never_created_for_one_identifier(document_import, settings):
+    settings.IMPORT_CHUNK_SIZE = 2
+    import_file(
+        document_import,
+        ndjson(
+            *(
+                {"operation": "UPSERT", "email_hash": "h", "user_profile": {"n": i}}
+                for i in range(5)
+            )
+        ),
+    )
+    assert UserPoint.objects.count() == 1
+    assert UserEmail.objects.values("email_hash").annotate(n=Count("id")).get()["n"] == 1
