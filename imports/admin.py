@@ -90,6 +90,7 @@ from profiles.services import changed_keys
 logger = logging.getLogger(__name__)
 
 SESSION_KEY = "imports_staged_uploads"
+SESSION_UPLOADS = 10
 ERRORS_PER_PAGE = 50
 POLL_MILLISECONDS = 1000
 COUNTER_LABELS = (
@@ -110,6 +111,7 @@ PREVIEW_COUNT_LABELS = (
     ("not_found", "Not found (DELETE)"),
     ("failed", "Errors"),
 )
+SERVICE_COVERAGE_WARNING = "the preview covers the first"
 DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
 
 
@@ -179,10 +181,17 @@ def preview_context(preview: ImportPreview, staged: StagedUpload, file_format: F
         )
     else:
         coverage = f"The preview covers the whole file: {preview.lines:,} lines."
+    # The service says "the preview covers the first N lines" too; ours adds the file's size.
+    warnings = [coverage] + [
+        warning
+        for warning in preview.warnings
+        if not (preview.truncated and warning.startswith(SERVICE_COVERAGE_WARNING))
+    ]
     return {
         "preview": preview,
         "preview_counts": counts,
         "preview_coverage": coverage,
+        "preview_warnings": warnings,
         "preview_diffs": [diff_view(diff) for diff in preview.diffs],
         "preview_delimiter": DELIMITER_NAMES.get(preview.delimiter or "", preview.delimiter),
         "staged": staged,
@@ -298,6 +307,9 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             form.add_error("import_file", problem)
             return None
         uploads = request.session.get(SESSION_KEY, {})
+        # Previews never confirmed: the session remembers the last few (their files expire).
+        for token in list(uploads)[: max(0, len(uploads) - SESSION_UPLOADS + 1)]:
+            del uploads[token]
         uploads[staged.token] = {
             "file_name": staged.file_name,
             "datamart_id": data["datamart"].pk,
@@ -475,16 +487,16 @@ def uploader(execution: Execution) -> str:
 
 def outcome(execution: Execution) -> str:
     parts = [
-        f"{getattr(execution, name):,} {label}"
-        for name, label in (
-            ("created", "created"),
-            ("updated", "updated"),
-            ("deleted", "deleted"),
-            ("unchanged", "unchanged"),
-            ("not_found", "not found"),
-            ("failed", "errors"),
+        f"{count:,} {label}"
+        for count, label in (
+            (execution.created, "created"),
+            (execution.updated, "updated"),
+            (execution.deleted, "deleted"),
+            (execution.unchanged, "unchanged"),
+            (execution.not_found, "not found"),
+            (execution.failed, "error" if execution.failed == 1 else "errors"),
         )
-        if getattr(execution, name)
+        if count
     ]
     return " · ".join(parts) or "—"
 
@@ -510,10 +522,10 @@ class ExecutionAdmin(DatamartScopedAdmin):
     list_display = (
         "execution",
         "file_name",
-        "document_import",
+        "document_import_name",
         "uploaded_by",
         "uploaded",
-        "status",
+        "status_code",
         "outcome_column",
     )
     list_display_links = ("execution", "file_name")
@@ -545,9 +557,22 @@ class ExecutionAdmin(DatamartScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # the history names executions; they stay
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(
+            request, {"title": "Import executions", **(extra_context or {})}
+        )
+
     @admin.display(description="Execution", ordering="id")
     def execution(self, obj):
         return f"#{obj.pk}"
+
+    @admin.display(description="Document import")
+    def document_import_name(self, obj):
+        return obj.document_import.name
+
+    @admin.display(description="Status")
+    def status_code(self, obj):
+        return obj.status
 
     @admin.display(description="Uploaded by")
     def uploaded_by(self, obj):

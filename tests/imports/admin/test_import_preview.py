@@ -117,7 +117,8 @@ def test_upload_shows_the_preview_and_writes_nothing(importer_client, david, set
     assert changes["firstname"] == ('"Dave"', '"David"', "changed")
     assert changes["city"] == ('"Paris"', '"Paris"', "same")
     assert changes["age"] == ("", "41", "added")
-    assert '<tr class="changed"><td class="key">firstname</td>' in page
+    assert '<span class="outcome updated">updated</span>' in page
+    assert page.index('<tr class="changed">') < page.index('<td class="key">firstname</td>')
     # The whole file is covered, and the confirm form names the staged upload.
     assert "The preview covers the whole file: 3 lines." in page
     assert len(staged_folders(settings)) == 1
@@ -277,3 +278,15 @@ def test_stale_staged_uploads_are_deleted(importer_client, settings, david):
     assert staged_uploads_clean(max_age_hours=1) == 0
     assert staged_uploads_clean(max_age_hours=-1) == 1
     assert staged_folders(settings) == []
+
+
+def test_the_session_remembers_only_the_last_previews(importer_client, david):
+    tokens = [
+        upload(importer_client, CSV).context["confirm_form"].initial["token"] for _ in range(12)
+    ]
+    remembered = importer_client.session["imports_staged_uploads"]
+    assert list(remembered) == tokens[-10:]
+    response = importer_client.post(CONFIRM_URL, {"token": tokens[0]}, follow=True)
+    assert "already confirmed, or it expired" in response.content.decode()
+    importer_client.post(CONFIRM_URL, {"token": tokens[-1]})
+    assert Execution.objects.count() == 1

@@ -1,0 +1,129 @@
+"""In a real browser, with a real Celery worker: a staff member uploads a CSV from the profile
+list, reads the preview, confirms, and watches the execution's page reach SUCCEEDED by itself.
+
+Drives Debian's Chromium through Playwright like tests/profiles/admin/test_browser.py (whose
+browser fixture it reuses); the worker is the session's real `celery worker` process on the
+test database (tests/conftest.py). Screenshots of the preview and of the execution page go to
+test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from imports.models import Execution
+from profiles.models import UserProfile
+from tests.profiles.admin import test_browser as back_office_browser
+
+CHROMIUM = back_office_browser.CHROMIUM
+ARTIFACTS = back_office_browser.ARTIFACTS
+browser = back_office_browser.browser  # the fixture
+logged_in_page = back_office_browser.logged_in_page
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.worker,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's Chromium at /usr/bin/chromium: `apt-get install chromium` "
+        "(`make test` installs it when run as root)",
+    ),
+]
+
+LINES = 1500
+
+
+def crm_file(tmp_path):
+    """1,500 accounts: c-0 already exists (an update), line 7 has a bad age (an error)."""
+    rows = ["user_account_id;compartment_id;$compartment_id;$user_account_id;firstname;age:int"]
+    for index in range(LINES):
+        age = "forty" if index == 5 else str(20 + index % 60)
+        rows.append(f"c-{index};1606;1606;c-{index};Name {index};{age}")
+    path = tmp_path / "crm-daily.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
+    transactional_db,
+    live_server,
+    browser,
+    celery_worker,
+    importer,
+    make_profile,
+    datamart,
+    tmp_path,
+):
+    ARTIFACTS.mkdir(exist_ok=True)
+    existing = make_profile(
+        datamart, "c-0", {"firstname": "Old name", "city": "Paris"}, compartment_id=1606
+    )
+    celery_worker.stop()  # started again once the page is open: it must update by itself
+    page = logged_in_page(browser, live_server, "ines")
+
+    page.goto(f"{live_server.url}/admin/profiles/userprofile/")
+    page.click("a.import_link")
+    page.wait_for_selector("#import-form")
+    page.set_input_files("#id_import_file", str(crm_file(tmp_path)))
+    # django-import-export's script picks the format from the file's extension.
+    assert page.locator("#id_format option:checked").inner_text() == "csv"
+    page.click("#import-form input[type=submit]")
+
+    page.wait_for_selector("#import-preview")
+    counts = page.locator("#preview-counts").inner_text()
+    assert re.search(r"998\s+Creates", counts), counts
+    assert re.search(r"1\s+Updates", counts), counts
+    assert re.search(r"1\s+Errors", counts), counts
+    assert "The preview covers the first 1,000 lines of about 1,500." in page.content()
+    assert page.locator("#preview-delimiter").inner_text() == "semicolon (;)"
+    assert "INVALID_CELL" in page.locator("#preview-errors").inner_text()
+    first_diff = page.locator(".imports-diff").first
+    assert "1606/c-0\tupdated" in first_diff.inner_text()
+    assert first_diff.locator("tr.changed td.key").first.inner_text() == "firstname"
+    page.screenshot(path=str(ARTIFACTS / "admin-import-preview.png"), full_page=True)
+    assert UserProfile.objects.count() == 1  # the preview wrote nothing
+
+    page.click("#confirm-import input[type=submit]")
+    page.wait_for_selector("#execution")
+    assert page.locator("#execution-status").inner_text() == "PENDING"
+    assert "this page updates by itself" in page.locator("#execution").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "admin-import-execution-pending.png"), full_page=True)
+    celery_worker.start()
+    page.wait_for_function(
+        "() => document.getElementById('execution-status').textContent === 'SUCCEEDED'",
+        timeout=90_000,
+    )
+    page.wait_for_selector("#failed-lines")
+    counters = {
+        name: page.locator(f'[data-counter="{name}"]').inner_text()
+        for name in ("total", "processed", "created", "updated", "failed")
+    }
+    assert counters == {
+        "total": "1,500",
+        "processed": "1,500",
+        "created": "1,498",
+        "updated": "1",
+        "failed": "1",
+    }
+    assert page.locator("#execution-progress .text").inner_text() == "100%"
+    errors = page.locator("#execution-errors tbody tr")
+    assert errors.count() == 1 and "INVALID_CELL" in errors.first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "admin-import-execution.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/admin/imports/execution/")
+    listing = page.locator("#result_list tbody tr").first.inner_text()
+    assert "crm-daily.csv" in listing and "ines" in listing and "SUCCEEDED" in listing
+    assert "1,498 created · 1 updated · 1 error" in listing
+    page.screenshot(path=str(ARTIFACTS / "admin-import-executions.png"), full_page=True)
+
+    execution = Execution.objects.get()
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert execution.worker == celery_worker.node_name
+    assert UserProfile.objects.get(pk=existing.pk).properties == {
+        "firstname": "Name 0",
+        "city": "Paris",
+        "age": 20,
+    }
+    assert UserProfile.objects.count() == LINES - 1
