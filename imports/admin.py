@@ -35,7 +35,6 @@ from django.http import (
     Http404,
     HttpResponseRedirect,
     JsonResponse,
-    QueryDict,
     StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
@@ -75,7 +74,7 @@ from imports.uploads import (
     staged_upload_get,
     upload_stage,
 )
-from profiles.admin import UserProfileAdmin, moment
+from profiles.admin import PropertyListFilter, UserProfileAdmin, moment
 from profiles.admin_scope import (
     DatamartListFilter,
     DatamartScopedAdmin,
@@ -307,9 +306,10 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             form.add_error("import_file", problem)
             return None
         uploads = request.session.get(SESSION_KEY, {})
-        # Previews never confirmed: the session remembers the last few (their files expire).
+        # Previews never confirmed: the session remembers the last few, older ones go.
         for token in list(uploads)[: max(0, len(uploads) - SESSION_UPLOADS + 1)]:
             del uploads[token]
+            staged_upload_delete(token)
         uploads[staged.token] = {
             "file_name": staged.file_name,
             "datamart_id": data["datamart"].pk,
@@ -403,6 +403,9 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
                     user=request.user,
                     file_format=file_format,
                     filters=request.GET.urlencode(),
+                    filters_label=" · ".join(
+                        f"{title}: {value}" for title, value in self.list_filter_labels(request)
+                    ),
                 )
                 messages.success(
                     request,
@@ -415,18 +418,14 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             return self._export_response(queryset, datamart, file_format)
         threshold = settings.EXPORT_BACKGROUND_ROWS
         matching = queryset.order_by()[: threshold + 1].count()
+        filters = self.list_filter_labels(request)
         context = {
             **self.admin_site.each_context(request),
             "title": "Export profiles",
             "form": form,
             "opts": self.model._meta,
             "media": self.media + form.media,
-            "filters": [
-                (name, value)
-                for name, values in request.GET.lists()
-                for value in values
-                if name not in ("p", "o", "e")
-            ],
+            "filters": filters,
             "matching": matching,
             "matching_over": matching > threshold,
             "threshold": threshold,
@@ -435,6 +434,22 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, [self.export_template_name], context)
+
+    def list_filter_labels(self, request) -> list[tuple[str, str]]:
+        """The list's filters and search as staff read them, e.g. ("compartment", "CRM (1606)")."""
+        changelist = self.get_changelist_instance(request)
+        labels = []
+        for spec in changelist.filter_specs:
+            if not any(name in request.GET for name in spec.expected_parameters()):
+                continue
+            if isinstance(spec, PropertyListFilter):
+                labels.append((str(spec.title), spec.value() or ""))
+                continue
+            chosen = [str(c["display"]) for c in spec.choices(changelist) if c.get("selected")]
+            labels.append((str(spec.title), ", ".join(chosen)))
+        if changelist.query:
+            labels.append(("search", changelist.query))
+        return labels
 
     def _export_response(self, queryset, datamart, file_format: FileFormat):
         response = StreamingHttpResponse(
@@ -834,9 +849,7 @@ class ExportJobAdmin(DatamartScopedAdmin):
             "requested": moment(job.created_ts),
             "started": moment(job.start_ts),
             "ended": moment(job.end_ts),
-            "filters": [
-                (name, value) for name, values in _query_lists(job.filters) for value in values
-            ],
+            "filters": job.filters_label,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/imports/exportjob/change_form.html", context)
@@ -855,7 +868,3 @@ class ExportJobAdmin(DatamartScopedAdmin):
             filename=job.file.name.rsplit("/", 1)[-1],
             content_type=format_class_for(job.file_format)().get_content_type(),
         )
-
-
-def _query_lists(query_string: str):
-    return QueryDict(query_string).lists()

@@ -49,7 +49,12 @@ def export_needs_background(queryset: QuerySet) -> bool:
 
 
 def export_job_start(
-    *, datamart: Datamart, user, file_format: FileFormat | str, filters: str
+    *,
+    datamart: Datamart,
+    user,
+    file_format: FileFormat | str,
+    filters: str,
+    filters_label: str = "",
 ) -> ExportJob:
     """A PENDING export job, queued for a worker once the transaction commits."""
     from imports.tasks import run_export_job
@@ -60,6 +65,7 @@ def export_job_start(
             created_by=user,
             file_format=FileFormat(file_format).value,
             filters=filters,
+            filters_label=filters_label,
         )
         run_export_job.delay_on_commit(job.pk)
     return job

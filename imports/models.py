@@ -235,6 +235,7 @@ class ExportJob(models.Model):
     )
     file_format = models.CharField(max_length=8, help_text="CSV, XLSX, JSON or NDJSON.")
     filters = models.TextField(blank=True, help_text="The profile list's query string.")
+    filters_label = models.TextField(blank=True, help_text="The same filters, as staff read them.")
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
     )

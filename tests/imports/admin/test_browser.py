@@ -69,6 +69,7 @@ def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
     page.set_input_files("#id_import_file", str(crm_file(tmp_path)))
     # django-import-export's script picks the format from the file's extension.
     assert page.locator("#id_format option:checked").inner_text() == "csv"
+    page.screenshot(path=str(ARTIFACTS / "admin-import-form.png"), full_page=True)
     page.click("#import-form input[type=submit]")
 
     page.wait_for_selector("#import-preview")

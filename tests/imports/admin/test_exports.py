@@ -125,9 +125,15 @@ def test_without_the_export_permission_there_is_no_button_and_the_url_answers_40
 def test_export_button_carries_the_lists_filters(importer_client, crowd, crm_compartment):
     page = importer_client.get(PROFILES, {"compartment": crm_compartment.pk}).content.decode()
     assert f'{EXPORT_URL}?compartment={crm_compartment.pk}" class="export_link"' in page
-    form = importer_client.get(EXPORT_URL, {"compartment": crm_compartment.pk})
-    assert f"compartment={crm_compartment.pk}" in form.content.decode()
-    assert "4 profiles match" in form.content.decode()
+    form = importer_client.get(
+        EXPORT_URL, {"compartment": crm_compartment.pk, "property": "vip=true", "q": "c-1"}
+    ).content.decode()
+    assert "compartment <strong>CRM (1606)</strong>" in form
+    assert "property <strong>vip=true</strong>" in form
+    assert "search <strong>c-1</strong>" in form
+    assert "1 profile matches" in form
+    counted = importer_client.get(EXPORT_URL, {"compartment": crm_compartment.pk}).content
+    assert "4 profiles match" in counted.decode()
 
 
 @pytest.mark.parametrize("file_format", ["CSV", "XLSX", "JSON", "NDJSON"])
@@ -292,8 +298,10 @@ def test_a_large_export_runs_in_the_background_and_links_to_its_file(
     )
     assert len(callbacks) == 1 and callbacks[0].func.__self__.name == "imports.run_export_job"
     assert callbacks[0].args == (job.pk,)
+    assert job.filters_label == "compartment: CRM (1606)"
     pending_page = importer_client.get(response["Location"]).content.decode()
     assert 'http-equiv="refresh"' in pending_page and "PENDING" in pending_page
+    assert "compartment: CRM (1606)" in pending_page
 
     export_job_run(export_job_id=job.pk)  # what the worker does
     job.refresh_from_db()

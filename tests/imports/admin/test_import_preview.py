@@ -280,12 +280,13 @@ def test_stale_staged_uploads_are_deleted(importer_client, settings, david):
     assert staged_folders(settings) == []
 
 
-def test_the_session_remembers_only_the_last_previews(importer_client, david):
+def test_the_session_remembers_only_the_last_previews(importer_client, david, settings):
     tokens = [
         upload(importer_client, CSV).context["confirm_form"].initial["token"] for _ in range(12)
     ]
     remembered = importer_client.session["imports_staged_uploads"]
     assert list(remembered) == tokens[-10:]
+    assert staged_folders(settings) == sorted(tokens[-10:])  # the files of the others went too
     response = importer_client.post(CONFIRM_URL, {"token": tokens[0]}, follow=True)
     assert "already confirmed, or it expired" in response.content.decode()
     importer_client.post(CONFIRM_URL, {"token": tokens[-1]})
