@@ -376,10 +376,10 @@ class _Writer:
             last = cursor.fetchone()[0]
             return list(range(last + 1, last + 1 + count))
 
-    def insert_identifiers(self, model: type, names: list[str], rows: list[tuple]) -> None:
-        """Rows that lose against an existing identifier are skipped (read back after)."""
+    def insert_identifiers(self, model: type, names: list[str], rows: list[tuple]) -> int:
+        """Rows that lose against an existing identifier are skipped; returns how many went in."""
         if not rows:
-            return
+            return 0
         table, columns = _columns(model, names)
         if not self.postgres:
             marks = ", ".join(["%s"] * len(names))
@@ -387,7 +387,7 @@ class _Writer:
                 cursor.executemany(
                     f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})", rows
                 )
-            return
+                return cursor.rowcount
         staging = f"import_new_{model._meta.model_name}"
         with connection.wrap_database_errors, connection.cursor() as cursor:
             cursor.execute(
@@ -403,7 +403,9 @@ class _Writer:
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
                 f"ORDER BY {columns} ON CONFLICT DO NOTHING"
             )
+            inserted = cursor.rowcount
             cursor.execute(f"DELETE FROM {staging}")
+            return inserted
 
     def update_properties(self, profiles: list[_Profile], now: datetime) -> None:
         if not profiles:
@@ -513,11 +515,17 @@ def _create_points(
             emails.append((datamart.pk, writer.uuid(point), key[1], ""))
         else:
             agents.append((datamart.pk, writer.uuid(point), key[1]))
-    writer.insert_identifiers(
+    inserted = writer.insert_identifiers(
         UserAccount, ["datamart", "user_point", "compartment", "user_account_id"], accounts
     )
-    writer.insert_identifiers(UserEmail, ["datamart", "user_point", "email_hash", "email"], emails)
-    writer.insert_identifiers(UserAgent, ["datamart", "user_point", "user_agent_id"], agents)
+    inserted += writer.insert_identifiers(
+        UserEmail, ["datamart", "user_point", "email_hash", "email"], emails
+    )
+    inserted += writer.insert_identifiers(
+        UserAgent, ["datamart", "user_point", "user_agent_id"], agents
+    )
+    if inserted == len(keys):
+        return points  # no other execution got there first: every identifier is ours
     found = _find_points(datamart, keys)
     orphans = [point for key, point in points.items() if found.get(key) != point]
     if orphans:
@@ -969,6 +977,11 @@ def _commit_chunk(
 
     def apply() -> bool:
         with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # The checkpoint commits with the chunk, so a commit lost in a database crash
+                # only means that chunk is applied again: no need to wait for the WAL flush.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
             row = _locked_row(run)
             if row["cancel_requested"]:
                 execution.transition(
