@@ -311,6 +311,10 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _uuid_hex(value: uuid.UUID) -> str:
+    return value.hex
+
+
 def _columns(model: type, names: list[str]) -> tuple[str, str]:
     """The quoted table and column list of a model, for hand-written statements."""
     quote = connection.ops.quote_name
@@ -328,10 +332,9 @@ class _Writer:
 
     def __init__(self) -> None:
         self.postgres = connection.vendor == "postgresql"
-        self._uuid_field = UserPoint._meta.pk
-
-    def uuid(self, value: uuid.UUID) -> Any:
-        return self._uuid_field.get_db_prep_value(value, connection)
+        native = connection.features.has_native_uuid_field
+        # UUIDField's own conversion, without its per-call lookups: rows are many.
+        self.uuid: Callable[[uuid.UUID], Any] = (lambda value: value) if native else _uuid_hex
 
     def timestamp(self, value: datetime) -> Any:
         return value if self.postgres else connection.ops.adapt_datetimefield_value(value)
@@ -373,10 +376,10 @@ class _Writer:
             last = cursor.fetchone()[0]
             return list(range(last + 1, last + 1 + count))
 
-    def insert_identifiers(self, model: type, names: list[str], rows: list[tuple]) -> None:
-        """Rows that lose against an existing identifier are skipped (read back after)."""
+    def insert_identifiers(self, model: type, names: list[str], rows: list[tuple]) -> int:
+        """Rows that lose against an existing identifier are skipped; returns how many went in."""
         if not rows:
-            return
+            return 0
         table, columns = _columns(model, names)
         if not self.postgres:
             marks = ", ".join(["%s"] * len(names))
@@ -384,7 +387,7 @@ class _Writer:
                 cursor.executemany(
                     f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})", rows
                 )
-            return
+                return cursor.rowcount
         staging = f"import_new_{model._meta.model_name}"
         with connection.wrap_database_errors, connection.cursor() as cursor:
             cursor.execute(
@@ -400,7 +403,9 @@ class _Writer:
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
                 f"ORDER BY {columns} ON CONFLICT DO NOTHING"
             )
+            inserted = cursor.rowcount
             cursor.execute(f"DELETE FROM {staging}")
+            return inserted
 
     def update_properties(self, profiles: list[_Profile], now: datetime) -> None:
         if not profiles:
@@ -467,7 +472,7 @@ def history_row(
     action: str,
     keys: list[str],
     source: ChangeSource,
-    now: datetime,
+    stamp: Any,
 ) -> tuple:
     """The columns `profiles.services.profile_change_build` fills, as a row (`_HISTORY_FIELDS`)."""
     return (
@@ -482,7 +487,7 @@ def history_row(
         source.user_id,
         source.api_token_id,
         source.execution_id,
-        writer.timestamp(now),
+        stamp,
     )
 
 
@@ -510,11 +515,17 @@ def _create_points(
             emails.append((datamart.pk, writer.uuid(point), key[1], ""))
         else:
             agents.append((datamart.pk, writer.uuid(point), key[1]))
-    writer.insert_identifiers(
+    inserted = writer.insert_identifiers(
         UserAccount, ["datamart", "user_point", "compartment", "user_account_id"], accounts
     )
-    writer.insert_identifiers(UserEmail, ["datamart", "user_point", "email_hash", "email"], emails)
-    writer.insert_identifiers(UserAgent, ["datamart", "user_point", "user_agent_id"], agents)
+    inserted += writer.insert_identifiers(
+        UserEmail, ["datamart", "user_point", "email_hash", "email"], emails
+    )
+    inserted += writer.insert_identifiers(
+        UserAgent, ["datamart", "user_point", "user_agent_id"], agents
+    )
+    if inserted == len(keys):
+        return points  # no other execution got there first: every identifier is ours
     found = _find_points(datamart, keys)
     orphans = [point for key, point in points.items() if found.get(key) != point]
     if orphans:
@@ -574,6 +585,36 @@ def _checked_text(properties: dict[str, Any]) -> str:
     return text
 
 
+@dataclass
+class PreparedChunk:
+    """A chunk's lines checked against everything but the profiles: no lock needed yet."""
+
+    datamart: Datamart
+    records: list[ImportRecord]
+    compartments: _Compartments
+    lines: list[_Line]
+    errors: list[LineError]
+
+
+def chunk_prepare(
+    *, datamart: Datamart, records: list[ImportRecord], default_mode: MergeMode
+) -> PreparedChunk:
+    """Strategies, profile objects and compartments of each line (the CPU-heavy part), done
+    before the chunk's transaction so locks are held only while the database is written."""
+    compartments = _Compartments(datamart)
+    lines: list[_Line] = []
+    errors: list[LineError] = []
+    for index, record in enumerate(records):
+        if isinstance(record, LineError):
+            errors.append(record)
+            continue
+        try:
+            lines.append(_prepare(record, index, default_mode, compartments))
+        except ProfileError as problem:
+            errors.append(_line_error(record, problem))
+    return PreparedChunk(datamart, records, compartments, lines, errors)
+
+
 def chunk_apply(
     *,
     datamart: Datamart,
@@ -583,27 +624,31 @@ def chunk_apply(
     record_history: bool = True,
     diff_lines: int = 0,
 ) -> ChunkResult:
-    """Apply a chunk of records in file order, set-based, in one transaction.
+    """Apply a chunk of records in file order, set-based, in one transaction."""
+    prepared = chunk_prepare(datamart=datamart, records=records, default_mode=default_mode)
+    return chunk_write(
+        prepared, source=source, record_history=record_history, diff_lines=diff_lines
+    )
+
+
+def chunk_write(
+    prepared: PreparedChunk,
+    *,
+    source: ChangeSource,
+    record_history: bool = True,
+    diff_lines: int = 0,
+) -> ChunkResult:
+    """Apply a prepared chunk in file order, set-based, in one transaction.
 
     Joins the caller's transaction when there is one (the pipeline commits the checkpoint in
     it; the preview rolls it back). `diff_lines`: report the properties before/after of the
     chunk's first lines (the preview).
     """
-    result = ChunkResult(lines=len(records))
+    datamart, compartments, lines = prepared.datamart, prepared.compartments, prepared.lines
+    result = ChunkResult(lines=len(prepared.records), errors=list(prepared.errors))
     now = timezone.now()
     writer = _Writer()
     with transaction.atomic(savepoint=False):
-        compartments = _Compartments(datamart)
-        lines: list[_Line] = []
-        for index, record in enumerate(records):
-            if isinstance(record, LineError):
-                result.errors.append(record)
-                continue
-            try:
-                lines.append(_prepare(record, index, default_mode, compartments))
-            except ProfileError as problem:
-                result.errors.append(_line_error(record, problem))
-
         # User points: those that exist, and those an UPSERT creates.
         points = _find_points(datamart, {line.identifier_key for line in lines})
         missing = {
@@ -743,7 +788,7 @@ def chunk_apply(
                 ProfileChange,
                 _HISTORY_FIELDS,
                 [
-                    history_row(writer, profile, action, keys, source, now)
+                    history_row(writer, profile, action, keys, source, stamp)
                     for profile, action, keys in changes
                 ],
             )
@@ -838,6 +883,7 @@ class _Run:
     claim: str
     chunk_size: int
     record_history: bool
+    datamart: Datamart | None = None
     progress: Callable[[int, int | None], None] | None = None
     processed: int = 0
     total: int | None = None
@@ -918,22 +964,24 @@ def _commit_chunk(
 ) -> bool:
     """Apply one chunk and move the checkpoint past it; False when a cancel stopped the run."""
     execution = run.execution
-    source = ChangeSource(kind=ProfileChange.Source.IMPORT, execution_id=execution.pk)
-    if execution.created_by_id:
-        source = ChangeSource(
-            kind=ProfileChange.Source.IMPORT,
-            user_id=execution.created_by_id,
-            execution_id=execution.pk,
-        )
-    elif execution.api_token_id:
-        source = ChangeSource(
-            kind=ProfileChange.Source.IMPORT,
-            api_token_id=execution.api_token_id,
-            execution_id=execution.pk,
-        )
+    # The history names who uploaded the file: a staff user or an API token.
+    source = ChangeSource(
+        kind=ProfileChange.Source.IMPORT,
+        user_id=execution.created_by_id,
+        api_token_id=None if execution.created_by_id else execution.api_token_id,
+        execution_id=execution.pk,
+    )
+    prepared = chunk_prepare(
+        datamart=run.datamart or execution.datamart, records=records, default_mode=default_mode
+    )
 
     def apply() -> bool:
         with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # The checkpoint commits with the chunk, so a commit lost in a database crash
+                # only means that chunk is applied again: no need to wait for the WAL flush.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
             row = _locked_row(run)
             if row["cancel_requested"]:
                 execution.transition(
@@ -942,13 +990,7 @@ def _commit_chunk(
                     error_message=_canceled_message(row["checkpoint_line"], row["processed"]),
                 )
                 return False
-            result = chunk_apply(
-                datamart=execution.datamart,
-                records=records,
-                default_mode=default_mode,
-                source=source,
-                record_history=run.record_history,
-            )
+            result = chunk_write(prepared, source=source, record_history=run.record_history)
             if result.errors:
                 ExecutionError.objects.bulk_create(
                     _error_rows(execution.pk, result.errors, execution.encoding)
@@ -1063,6 +1105,7 @@ def execution_run(
 def _run(run: _Run) -> None:
     execution = run.execution
     execution.refresh_from_db()
+    run.datamart = execution.datamart
     default_mode = execution_merge_mode(execution)
     options = ReaderOptions(
         encoding=execution.encoding or "utf-8", delimiter=execution.delimiter or None

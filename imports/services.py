@@ -74,7 +74,7 @@ def execution_start(
     execution = Execution(
         datamart_id=document_import.datamart_id,
         document_import=document_import,
-        file_name=os.path.basename(file_name or "")[:255],
+        file_name=_base_name(file_name)[:255],
         file_format=fmt.value,
         encoding=encoding or document_import.encoding,
         default_update_strategy=mode.strategy.value,
@@ -111,8 +111,13 @@ def _size_of(upload: File) -> int | None:
         return None
 
 
+def _base_name(file_name: str | None) -> str:
+    """The name without any folder, Windows ones included (some browsers send them)."""
+    return os.path.basename((file_name or "").replace("\\", "/"))
+
+
 def _storage_name(file_name: str, fmt: FileFormat) -> str:
-    base = os.path.basename(file_name or "") or f"upload.{fmt.value.lower()}"
+    base = _base_name(file_name) or f"upload.{fmt.value.lower()}"
     return base[-120:]
 
 

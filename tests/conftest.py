@@ -84,6 +84,7 @@ def celery_worker_session(django_db_setup, django_db_blocker, session_var_dir):
         "MEDIA_ROOT": str(session_var_dir / "media"),
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "filesystem://"),
         "PYTHONPATH": str(ROOT),
+        "CELERY_WORKER_LOST_WAIT": "0.5",
     }
     (session_var_dir / "logs").mkdir(exist_ok=True)
     app.control.purge()  # a shared broker (Redis in CI) may hold an earlier run's messages

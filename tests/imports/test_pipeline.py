@@ -660,3 +660,56 @@ def test_duplicate_points_are_never_created_for_one_identifier(document_import, 
     )
     assert UserPoint.objects.count() == 1
     assert UserEmail.objects.values("email_hash").annotate(n=Count("id")).get()["n"] == 1
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_executions_creating_the_same_identifiers_converge_on_one_point_each(
+    datamart, crm_compartment
+):
+    """Two executions insert the same new identifiers and profiles at the same moment: the
+    loser of each race uses the winner's point, or rolls its chunk back and applies it again."""
+    import threading
+
+    from django.db import connections
+
+    document_import = DocumentImport.objects.create(datamart=datamart, name="CRM")
+    contents = [
+        ndjson(
+            *(account(f"c{i}", {f"from{run_index}": i, "tags": [run_index]}) for i in range(3000))
+        )
+        for run_index in range(2)
+    ]
+    executions = [upload(document_import, content) for content in contents]
+    barrier = threading.Barrier(2)
+    failures = []
+
+    def go(execution):
+        try:
+            barrier.wait()
+            pipeline.execution_run(execution_id=execution.pk, worker=f"thread-{execution.pk}")
+        except Exception as problem:  # pragma: no cover - reported below
+            failures.append(problem)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=go, args=(execution,)) for execution in executions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures
+    for execution in executions:
+        execution.refresh_from_db()
+        assert execution.status == Execution.Status.SUCCEEDED, execution.error_message
+        assert execution.failed == 0
+    assert UserPoint.objects.count() == UserAccount.objects.count() == 3000
+    assert UserProfile.objects.count() == 3000
+    assert sum(e.created for e in executions) == 3000
+    assert sum(e.updated for e in executions) == 3000
+    profile = UserProfile.objects.get(user_account_id="c7")
+    assert profile.properties == {"from0": 7, "from1": 7, "tags": profile.properties["tags"]}
+    assert sorted(profile.properties["tags"]) == [0, 1]
