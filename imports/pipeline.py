@@ -7,11 +7,12 @@ errors, so a worker killed at any moment resumes after the last committed chunk 
 the database a clean run gives.
 
 `chunk_apply` applies one chunk set-based: a few statements whatever the chunk's size.
-Identifiers are resolved one query per kind, missing user points and identifiers created in
-bulk, the profiles involved locked (``SELECT … FOR UPDATE`` ordered by id) and loaded, then
-every line is applied in file order in memory with `profiles.merge.apply_merge` (a later line
-sees an earlier one's effect), and the result written back: deletes, bulk inserts, one UPDATE,
-the history rows. Line outcomes and errors are those of `profiles.services.profile_command_apply`,
+`chunk_prepare` checks each line's strategy, profile object and compartments (CPU only, before
+the transaction); `chunk_write` then resolves identifiers one query per kind, creates missing
+user points and identifiers in bulk, locks and loads the profiles involved (``SELECT … FOR
+UPDATE`` ordered by id), applies every line in file order in memory with
+`profiles.merge.apply_merge` (a later line sees an earlier one's effect), and writes the result
+back: deletes, inserts, one UPDATE, the history rows (COPY on PostgreSQL). Line outcomes and errors are those of `profiles.services.profile_command_apply`,
 the line-by-line reference (a hypothesis test holds the two together).
 
 Who runs an execution: a run *claims* it (a fresh token, the worker's node name, a heartbeat

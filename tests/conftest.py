@@ -88,7 +88,9 @@ def celery_worker_session(django_db_setup, django_db_blocker, session_var_dir):
     }
     (session_var_dir / "logs").mkdir(exist_ok=True)
     app.control.purge()  # a shared broker (Redis in CI) may hold an earlier run's messages
-    worker = CeleryWorker(env=env, log_dir=session_var_dir / "logs")
+    # One worker per pytest-xdist process, each with its own node name and test database.
+    name = f"imports-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    worker = CeleryWorker(env=env, log_dir=session_var_dir / "logs", name=name)
     yield worker
     worker.stop()
 

@@ -713,3 +713,58 @@ def test_concurrent_executions_creating_the_same_identifiers_converge_on_one_poi
     profile = UserProfile.objects.get(user_account_id="c7")
     assert profile.properties == {"from0": 7, "from1": 7, "tags": profile.properties["tags"]}
     assert sorted(profile.properties["tags"]) == [0, 1]
+
+
+def test_bad_json_array_elements_are_reported_by_element_number(datamart, crm_compartment):
+    document_import = DocumentImport.objects.create(
+        datamart=datamart, name="JSON", mime_type="APPLICATION_JSON"
+    )
+    content = (
+        "[\n"
+        + json.dumps(account("g1", {"a": 1}))
+        + ",\n[1],\n"
+        + '{"operation": "UPSERT", "user_profile": {}},\n'
+        + ",\n"
+        + json.dumps(account("g2", {"a": 2}))
+        + "\n]\n"
+    ).encode()
+    execution = import_file(document_import, content, name="crm.json")
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert errors_of(execution) == [
+        (2, "INVALID_COMMAND"),
+        (3, "MISSING_IDENTIFIER"),
+        (4, "INVALID_JSON"),
+    ]
+    assert properties_of("g1") == {"a": 1} and properties_of("g2") == {"a": 2}
+
+
+def test_bad_xlsx_cells_are_reported_by_sheet_row(datamart, crm_compartment):
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(
+        ["operation", "compartment_id", "user_account_id", "$compartment_id"]
+        + ["$user_account_id", "age:int"]
+    )
+    sheet.append(["UPSERT", CRM, "g1", CRM, "g1", 30])
+    sheet.append(["UPSERT", CRM, "b1", CRM, "b1", "forty"])
+    sheet.append(["UPSERT", CRM, "b2", CRM, "b2", "#DIV/0!"])
+    sheet.append(["UPSERT", 77, "b3", CRM, "b3", 1])
+    sheet.append(["UPSERT", CRM, "g2", CRM, "g2", 40])
+    out = io.BytesIO()
+    workbook.save(out)
+    document_import = DocumentImport.objects.create(
+        datamart=datamart, name="XLSX", mime_type="APPLICATION_XLSX"
+    )
+    execution = import_file(document_import, out.getvalue(), name="crm.xlsx")
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert errors_of(execution) == [
+        (3, "INVALID_CELL"),
+        (4, "INVALID_CELL"),
+        (5, "UNKNOWN_COMPARTMENT"),
+    ]
+    assert properties_of("g1") == {"age": 30} and properties_of("g2") == {"age": 40}
+    assert execution.total_lines == 5
