@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from django.db import connection
 
 from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
 from profiles.merge import DEFAULT_MERGE_MODE, MergeMode, Strategy
-from profiles.models import Compartment, UserPoint, UserProfile
+from profiles.models import Compartment, Datamart, UserPoint, UserProfile
 from profiles.services import (
     WriteOutcome,
     compartment_delete,
@@ -21,6 +19,7 @@ from profiles.services import (
     profile_command_apply,
     user_point_resolve,
 )
+from tests.concurrency import run_at_once
 
 FORCE = MergeMode(Strategy.FORCE_REPLACE)
 PARTIAL_DELETE = MergeMode(Strategy.PARTIAL_DELETE)
@@ -186,28 +185,12 @@ def test_reserved_keys_are_rejected_with_their_code(datamart):
     assert not UserPoint.objects.exists()
 
 
-def _write_concurrently(datamart_id: int, keys: list[str]) -> list[BaseException]:
-    from profiles.models import Datamart
-
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(keys))
-
+def _write_concurrently(datamart_id: int, keys: list[str]) -> list[object]:
     def write(key: str) -> None:
-        try:
-            datamart = Datamart.objects.get(id=datamart_id)
-            barrier.wait()
-            upsert(datamart, EmailIdentifier("shared"), {key: {"v": key}})
-        except BaseException as error:  # reported by the test
-            errors.append(error)
-        finally:
-            connection.close()
+        datamart = Datamart.objects.get(id=datamart_id)
+        upsert(datamart, EmailIdentifier("shared"), {key: {"v": key}})
 
-    threads = [threading.Thread(target=write, args=(key,)) for key in keys]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
+    return [outcome for outcome in run_at_once(write, keys) if outcome is not None]
 
 
 @pytest.mark.postgres

@@ -3,41 +3,26 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from profiles.models import UserPoint, UserProfile
 from profiles.services import api_token_create, compartment_create, datamart_create
+from tests.concurrency import run_at_once
 from tests.profiles.api.client import profile_path
 
 
 def _patch_concurrently(raw_token: str, path: str, keys: list[str]) -> list[object]:
-    """One thread per key; each thread is a client with its own database connection."""
-    outcomes: list[object] = []
-    barrier = threading.Barrier(len(keys))
+    """One client per key, each with its own database connection, all sending at once."""
 
-    def patch(key: str) -> None:
-        try:
-            client = Client(HTTP_AUTHORIZATION=raw_token)
-            barrier.wait()
-            response = client.patch(
-                path, json.dumps({key: {"v": key}}), content_type="application/json"
-            )
-            outcomes.append(response.status_code)
-        except BaseException as failure:  # reported by the test
-            outcomes.append(failure)
-        finally:
-            connection.close()
+    def patch(key: str) -> int:
+        response = Client(HTTP_AUTHORIZATION=raw_token).patch(
+            path, json.dumps({key: {"v": key}}), content_type="application/json"
+        )
+        return response.status_code
 
-    threads = [threading.Thread(target=patch, args=(key,)) for key in keys]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
+    return run_at_once(patch, keys)
 
 
 @pytest.mark.postgres
