@@ -62,6 +62,7 @@ from profiles.models import (
 from profiles.paginators import EstimatedCountPaginator
 from profiles.permissions import EXPORT_PROFILES, IMPORT_PROFILES
 from profiles.property_paths import property_expression_parse, property_filter_q
+from profiles.selectors import profile_changes
 from profiles.services import (
     ChangeSource,
     WriteOutcome,
@@ -706,11 +707,7 @@ class UserProfileAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Changes, newest first")
     def history(self, obj):
-        changes = list(
-            ProfileChange.objects.filter(profile_id=obj.pk).select_related("user", "api_token")[
-                :HISTORY_ROWS
-            ]
-        )
+        changes = list(profile_changes(profile=obj)[:HISTORY_ROWS])
         return history_table(changes)
 
     # -- writes, through the services
@@ -866,7 +863,7 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
     ordering = ("-id",)
     sortable_by = ()
     search_fields = ("=user_account_id",)
-    search_help_text = "Exact account id."
+    search_help_text = "Exact account id, email hash, user agent id or user point id."
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -875,7 +872,15 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(user_account_id=term), False
+        # Through the identifiers' and profiles' indexes to the points, then the history's
+        # user point index: the history itself has no index on account ids.
+        point_ids = set(point_ids_matching(term, datamart_ids=visible_datamart_ids(request)))
+        point_ids.update(
+            UserProfile.objects.filter(exact_search_q(request, term)).values_list(
+                "user_point_id", flat=True
+            )
+        )
+        return queryset.filter(user_point_id__in=point_ids), False
 
     @admin.display(description="Profile")
     def profile_link(self, obj):

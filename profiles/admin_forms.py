@@ -18,6 +18,7 @@ from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
 from profiles.models import ApiToken, Compartment, Datamart, ProfileChange, UserPoint, UserProfile
 from profiles.property_paths import property_path_parse
+from profiles.selectors import profile_changes
 from profiles.services import profile_find, user_point_find
 from profiles.validation import PropertyError, validate_custom_properties
 
@@ -111,11 +112,7 @@ class ProfileChangeForm(ScopedModelForm):
         loaded = cleaned.get("loaded_last_modified_ts")
         # The instance was read from the database for this request: the stored version.
         if self.instance.pk and loaded is not None and loaded != self.instance.last_modified_ts:
-            last = (
-                ProfileChange.objects.filter(profile_id=self.instance.pk)
-                .select_related("user", "api_token")
-                .first()
-            )
+            last = profile_changes(profile=self.instance).first()
             raise ValidationError(
                 STALE_MESSAGE.format(
                     who=change_author(last),

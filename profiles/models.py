@@ -230,29 +230,54 @@ class ProfileChange(models.Model):
         IMPORT = "import"
         SYSTEM = "system"
 
-    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    # Every import writes a row per changed profile, so each index here slows imports: only the
+    # lookups the pages and the deletions need are indexed (see Meta.indexes).
+    datamart = models.ForeignKey(
+        Datamart, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # The profile page and the user point page both read a point's changes by this index.
     user_point = models.ForeignKey(
         UserPoint, on_delete=models.CASCADE, related_name="profile_changes"
     )
     # Kept as values, not a foreign key, so the record of a deletion survives the profile.
-    profile_id = models.BigIntegerField(db_index=True)
+    profile_id = models.BigIntegerField()
     compartment_id = models.PositiveIntegerField()
     user_account_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL: anonymous, unlike any account id)
     action = models.CharField(max_length=16, choices=Action.choices)
     changed_keys = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     api_token = models.ForeignKey(
-        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
-    # The import execution (imports app) that made the change; an id keeps the domain free of imports.
-    execution_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The import execution (imports app) that made the change; an id keeps the domain free of
+    # imports. Not indexed: no page lists an execution's changes, and imports write it most.
+    execution_id = models.BigIntegerField(null=True, blank=True)
     ts = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-ts", "-id"]
+        indexes = [
+            # The history list of a datamart, newest first; appended to at its end.
+            models.Index(fields=["datamart", "id"], name="change_datamart_id"),
+            # For SET NULL when a staff user or a token is deleted; imports leave both empty,
+            # so their rows stay out of these indexes.
+            models.Index(
+                fields=["user"], name="change_user", condition=models.Q(user__isnull=False)
+            ),
+            models.Index(
+                fields=["api_token"],
+                name="change_api_token",
+                condition=models.Q(api_token__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} by {self.source} at {self.ts:%Y-%m-%d %H:%M:%S}"

@@ -10,7 +10,14 @@ from typing import Any
 from django.db.models import QuerySet
 
 from profiles.errors import ProfileError
-from profiles.models import Compartment, Datamart, DatamartMembership, UserPoint, UserProfile
+from profiles.models import (
+    Compartment,
+    Datamart,
+    DatamartMembership,
+    ProfileChange,
+    UserPoint,
+    UserProfile,
+)
 from profiles.property_paths import property_filter_q
 from profiles.services import UserPointSelector, compartment_get, user_point_find
 
@@ -62,6 +69,13 @@ def user_point_detail(*, datamart: Datamart, selector: UserPointSelector) -> Use
 
 def user_point_profiles(*, user_point: UserPoint) -> QuerySet[UserProfile]:
     return UserProfile.objects.filter(user_point=user_point).select_related("compartment")
+
+
+def profile_changes(*, profile: UserProfile) -> QuerySet[ProfileChange]:
+    """A profile's recorded changes, newest first: found through its user point's index."""
+    return ProfileChange.objects.filter(
+        user_point_id=profile.user_point_id, profile_id=profile.pk
+    ).select_related("user", "api_token")
 
 
 def profile_get(

@@ -5,10 +5,19 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from profiles.identifiers import EmailIdentifier
 from profiles.merge import DEFAULT_MERGE_MODE
 from profiles.models import ProfileChange
-from profiles.services import ChangeSource, api_token_create, profile_upsert
+from profiles.services import (
+    ChangeSource,
+    api_token_create,
+    profile_delete,
+    profile_upsert,
+    user_point_resolve,
+)
 
 
 @pytest.fixture
@@ -86,3 +95,93 @@ def test_history_list_is_read_only(edited_profile, alice, login):
     assert page.status_code == 200
     assert not page.context["has_change_permission"]
     assert client.post(f"/admin/profiles/profilechange/{change.pk}/delete/").status_code == 403
+
+
+def listed_changes(client, term: str) -> list[tuple[str, str]]:
+    listing = client.get("/admin/profiles/profilechange/", {"q": term})
+    assert listing.status_code == 200
+    return [(change.user_account_id, change.action) for change in listing.context["cl"].result_list]
+
+
+def test_history_list_finds_the_changes_of_an_account_even_after_its_profile_is_deleted(
+    datamart, other_datamart, make_profile, alice, login
+):
+    kept = make_profile(datamart, "c1", {"firstname": "David"})
+    gone = make_profile(datamart, "c2", {"firstname": "Nora"})
+    make_profile(other_datamart, "c2", {"firstname": "Elsewhere"})
+    profile_delete(user_point=gone.user_point, compartment=gone.compartment, user_account_id="c2")
+    client = login(alice)
+    assert listed_changes(client, "c2") == [("c2", "deleted"), ("c2", "created")]
+    assert listed_changes(client, str(kept.user_point_id)) == [("c1", "created")]
+    assert listed_changes(client, "nobody") == []
+
+
+def test_history_list_finds_a_profile_whose_account_is_not_an_identifier(
+    datamart, crm_compartment, alice, login
+):
+    point, _ = user_point_resolve(
+        datamart=datamart, identifier=EmailIdentifier("hash-1"), create=True
+    )
+    profile_upsert(
+        user_point=point,
+        compartment=crm_compartment,
+        user_account_id="only-on-the-profile",
+        properties={"score": 1},
+        mode=DEFAULT_MERGE_MODE,
+    )
+    client = login(alice)
+    assert listed_changes(client, "only-on-the-profile") == [("only-on-the-profile", "created")]
+    assert listed_changes(client, "hash-1") == [("only-on-the-profile", "created")]
+
+
+def plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+@pytest.mark.postgres
+def test_history_reads_touch_only_the_rows_they_show(edited_profile, make_profile, alice, login):
+    """Imports write a history row per change: every page reads it through an index that
+    leads to the rows shown, not by scanning or filtering the rest of the datamart's history."""
+    filler = make_profile(edited_profile.datamart, "filler", {"n": 0})
+    ProfileChange.objects.bulk_create(
+        ProfileChange(
+            datamart_id=filler.datamart_id,
+            user_point_id=filler.user_point_id,
+            profile_id=filler.pk,
+            compartment_id=1,
+            user_account_id="filler",
+            action="updated",
+            changed_keys=["n"],
+            source="import",
+            execution_id=1,
+        )
+        for _ in range(5000)
+    )
+    client = login(alice)
+    with CaptureQueriesContext(connection) as queries, connection.cursor() as cursor:
+        cursor.execute("ANALYZE profiles_profilechange")
+        client.get(f"/admin/profiles/userprofile/{edited_profile.pk}/change/")
+        client.get(f"/admin/profiles/userpoint/{edited_profile.user_point_id}/change/")
+        client.get("/admin/profiles/profilechange/", {"q": "c1"})
+        client.get("/admin/profiles/profilechange/", {"datamart": edited_profile.datamart_id})
+        history_reads = [
+            query["sql"]
+            for query in queries
+            if 'FROM "profiles_profilechange"' in query["sql"]
+            and not query["sql"].startswith("SELECT COUNT(*)")
+        ]
+        assert len(history_reads) == 4, history_reads
+        for sql in history_reads:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+            plan = cursor.fetchone()[0][0]["Plan"]
+            history_nodes = [
+                node
+                for node in plan_nodes(plan)
+                if node.get("Relation Name") == "profiles_profilechange"
+            ]
+            assert history_nodes, (sql, plan)
+            for node in history_nodes:
+                assert node["Node Type"] != "Seq Scan", (sql, plan)
+                assert node.get("Rows Removed by Filter", 0) < 100, (sql, plan)
