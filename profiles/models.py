@@ -231,13 +231,16 @@ class ProfileChange(models.Model):
         SYSTEM = "system"
 
     # Every import writes a row per changed profile, so each index here slows imports: only the
-    # lookups the pages and the deletions need are indexed (see Meta.indexes).
+    # lookups the pages and the deletions need are indexed (see Meta.indexes). The datamart and
+    # the point are written with the profile, in its transaction, whose own foreign keys check
+    # them: no database constraint checks them again row by row at commit. Deleting either
+    # through Django still takes the history along.
     datamart = models.ForeignKey(
-        Datamart, on_delete=models.CASCADE, related_name="+", db_index=False
+        Datamart, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     # The profile page and the user point page both read a point's changes by this index.
     user_point = models.ForeignKey(
-        UserPoint, on_delete=models.CASCADE, related_name="profile_changes"
+        UserPoint, on_delete=models.CASCADE, related_name="profile_changes", db_constraint=False
     )
     # Kept as values, not a foreign key, so the record of a deletion survives the profile.
     profile_id = models.BigIntegerField()

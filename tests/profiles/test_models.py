@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from profiles.models import Compartment, UserAccount, UserEmail, UserPoint, UserProfile
-from profiles.services import compartment_create
+from profiles.merge import DEFAULT_MERGE_MODE
+from profiles.models import (
+    Compartment,
+    ProfileChange,
+    UserAccount,
+    UserEmail,
+    UserPoint,
+    UserProfile,
+)
+from profiles.services import compartment_create, profile_delete, profile_upsert
 
 
 def test_second_default_compartment_is_refused_by_the_database(datamart):
@@ -75,6 +83,36 @@ def test_deleting_a_point_deletes_its_identifiers_and_profiles(datamart, crm_com
     point.delete()
     assert not UserEmail.objects.exists()
     assert not UserProfile.objects.exists()
+
+
+def test_deleting_a_point_or_a_datamart_deletes_its_history(datamart, other_datamart):
+    """History rows carry no database constraint (imports write many): Django cascades."""
+
+    def profile_written(owner):
+        return profile_upsert(
+            user_point=UserPoint.objects.create(datamart=owner),
+            compartment=owner.compartments.get(),
+            user_account_id="a",
+            properties={"n": 1},
+            mode=DEFAULT_MERGE_MODE,
+        ).profile
+
+    first, second, elsewhere = (
+        profile_written(datamart),
+        profile_written(datamart),
+        profile_written(other_datamart),
+    )
+    first.user_point.delete()
+    assert set(ProfileChange.objects.values_list("profile_id", flat=True)) == {
+        second.pk,
+        elsewhere.pk,
+    }
+    profile_delete(
+        user_point=second.user_point, compartment=second.compartment, user_account_id="a"
+    )
+    assert ProfileChange.objects.filter(profile_id=second.pk).count() == 2  # created, deleted
+    datamart.delete()
+    assert list(ProfileChange.objects.values_list("profile_id", flat=True)) == [elsewhere.pk]
 
 
 def test_profile_renders_system_keys_in_epoch_milliseconds(datamart, crm_compartment):
