@@ -4,7 +4,8 @@
         .venv/bin/python bench/admin_bench.py [--sizes 1000000,10000000] [--repeat 5]
 
 Uses (or creates) datamart 1 in the database DATABASE_URL names, tops its profiles up to each
-size with `generate_fake_profiles` (10M takes about 15-20 minutes on 2 cores), then times each
+size with `generate_fake_profiles` (10M takes about 15-20 minutes on 2 cores), gives every
+profile one history row (as its import would have: fake data records none), then times each
 page with Django's test client logged in as a staff member of datamart 1 (not a superuser, so
 every query carries the datamart scope). Each figure is the median of --repeat runs after one
 warm-up run. The baseline is the datamart's change page: one primary-key lookup.
@@ -41,6 +42,7 @@ from profiles.models import (  # noqa: E402
     Compartment,
     Datamart,
     DatamartMembership,
+    ProfileChange,
     UserEmail,
     UserProfile,
 )
@@ -77,6 +79,34 @@ def top_up(datamart: Datamart, size: int) -> int:
         )
         print(f"  generated {size - current:,} profiles in {time.monotonic() - started:.0f} s")
     return max(current, size)
+
+
+def history_top_up(datamart: Datamart) -> None:
+    """A "created" history row for each profile that has none yet, in one INSERT ... SELECT."""
+    newest = (
+        ProfileChange.objects.filter(datamart=datamart).order_by("-id").values_list("profile_id")
+    )
+    after = newest[0][0] if newest else 0
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {ProfileChange._meta.db_table}
+                (datamart_id, user_point_id, profile_id, compartment_id, user_account_id,
+                 action, changed_keys, source, execution_id, ts)
+            SELECT profile.datamart_id, profile.user_point_id, profile.id,
+                   compartment.compartment_id, profile.user_account_id,
+                   'created', '["firstname"]', 'import', 1, profile.last_modified_ts
+            FROM {UserProfile._meta.db_table} profile
+            JOIN {Compartment._meta.db_table} compartment ON compartment.id = profile.compartment_id
+            WHERE profile.datamart_id = %s AND profile.id > %s
+            ORDER BY profile.id
+            """,
+            [datamart.pk, after],
+        )
+        print(f"  wrote {cursor.rowcount:,} history rows in {time.monotonic() - started:.0f} s")
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {ProfileChange._meta.db_table}")
 
 
 def sample(datamart: Datamart) -> dict:
@@ -128,6 +158,8 @@ def pages(datamart: Datamart, picked: dict) -> list[tuple[str, str, str | None]]
         ("user point list, page 1", "/admin/profiles/userpoint/", None),
         ("user point search by account id", "/admin/profiles/userpoint/?" + urlencode({"q": profile.user_account_id}), None),
         ("user point change page", f"/admin/profiles/userpoint/{profile.user_point_id}/change/", None),
+        ("history list, page 1", "/admin/profiles/profilechange/", None),
+        ("history search by account id", "/admin/profiles/profilechange/?" + urlencode({"q": profile.user_account_id}), profile.user_account_id),
     ]  # fmt: skip
 
 
@@ -140,6 +172,7 @@ def main() -> None:
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
     for size in [int(text) for text in args.sizes.split(",")]:
         total = top_up(datamart, size)
+        history_top_up(datamart)
         picked = sample(datamart)
         print(f"\n### {total:,} profiles (median of {args.repeat}, ms)\n")
         print("| page | ms | × baseline | queries |")

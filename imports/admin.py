@@ -78,6 +78,7 @@ from profiles.admin import PropertyListFilter, UserProfileAdmin, moment
 from profiles.admin_scope import (
     DatamartListFilter,
     DatamartScopedAdmin,
+    IdListFilter,
     scope_queryset,
     user_datamart_ids,
 )
@@ -469,11 +470,12 @@ admin.site.register(UserProfile, ProfileImportExportAdmin)
 # --------------------------------------------------------------------------- executions
 
 
-class DocumentImportListFilter(admin.SimpleListFilter):
+class DocumentImportListFilter(IdListFilter):
     """The document imports of the user's datamarts only (a plain FK filter would list all)."""
 
     title = "document import"
     parameter_name = "document_import"
+    field = "document_import_id"
 
     def lookups(self, request, model_admin):
         document_imports = scope_queryset(
@@ -482,14 +484,6 @@ class DocumentImportListFilter(admin.SimpleListFilter):
             "datamart_id",
         )
         return [(str(item.pk), f"{item.name} · {item.datamart.name}") for item in document_imports]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        if not value.isdigit():
-            return queryset.none()
-        return queryset.filter(document_import_id=int(value))
 
 
 def uploader(execution: Execution) -> str:

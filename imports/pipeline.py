@@ -47,6 +47,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from uuid6 import uuid7
 
 from imports.commands import ImportCommand, LineError, Operation
 from imports.models import Execution, ExecutionError
@@ -501,7 +502,7 @@ def _create_points(
     created the same identifier meanwhile wins and both use its point; the points this chunk
     created for nothing are deleted.
     """
-    points = {key: uuid.uuid4() for key in keys}
+    points = {key: uuid7() for key in keys}
     stamp = writer.timestamp(now)
     writer.insert(
         UserPoint,

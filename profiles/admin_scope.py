@@ -179,16 +179,10 @@ class DatamartScopedAdmin(ScopedQuerysetMixin, admin.ModelAdmin):
             return HttpResponseRedirect(request.get_full_path())
 
 
-class DatamartListFilter(admin.SimpleListFilter):
-    """Shown only to users who see more than one datamart."""
+class IdListFilter(admin.SimpleListFilter):
+    """A filter on one foreign key's id (`field`): a value that is not an id matches nothing."""
 
-    title = "datamart"
-    parameter_name = "datamart"
-
-    def lookups(self, request, model_admin):
-        datamarts = scope_queryset(Datamart.objects.all(), user_datamart_ids(request), "id")
-        choices = [(str(datamart.id), str(datamart)) for datamart in datamarts]
-        return choices if len(choices) > 1 else []
+    field = ""
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -196,14 +190,28 @@ class DatamartListFilter(admin.SimpleListFilter):
             return queryset
         if not value.isdigit():
             return queryset.none()
-        return queryset.filter(datamart_id=int(value))
+        return queryset.filter(**{self.field: int(value)})
 
 
-class CompartmentListFilter(admin.SimpleListFilter):
+class DatamartListFilter(IdListFilter):
+    """Shown only to users who see more than one datamart."""
+
+    title = "datamart"
+    parameter_name = "datamart"
+    field = "datamart_id"
+
+    def lookups(self, request, model_admin):
+        datamarts = scope_queryset(Datamart.objects.all(), user_datamart_ids(request), "id")
+        choices = [(str(datamart.id), str(datamart)) for datamart in datamarts]
+        return choices if len(choices) > 1 else []
+
+
+class CompartmentListFilter(IdListFilter):
     """The user's compartments, named with their datamart (ids repeat across datamarts)."""
 
     title = "compartment"
     parameter_name = "compartment"
+    field = "compartment_id"
 
     def lookups(self, request, model_admin):
         compartments = scope_queryset(
@@ -219,14 +227,6 @@ class CompartmentListFilter(admin.SimpleListFilter):
             )
             for compartment in compartments
         ]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        if not value.isdigit():
-            return queryset.none()
-        return queryset.filter(compartment_id=int(value))
 
 
 def selected_compartment(request: HttpRequest) -> Compartment | None:

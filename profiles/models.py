@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from uuid6 import uuid7
 
 
 def epoch_ms(moment: datetime | None) -> int | None:
@@ -60,7 +60,9 @@ class Compartment(models.Model):
 
 
 class UserPoint(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Time-ordered (UUIDv7): the points an import creates land at the end of every index on a
+    # point id (this one, the identifiers', the profiles', the history's) instead of at random.
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="user_points")
     creation_ts = models.DateTimeField(default=timezone.now, editable=False)
 

@@ -93,6 +93,10 @@ def test_file_order_holds_across_chunks_whatever_their_size(document_import, set
     created_ids = [pk for pk, action in c1_rows if action == "created"]
     assert len(set(created_ids)) == 2  # deleted then created again: a new profile
     assert UserProfile.objects.get(user_account_id="c1").pk == max(created_ids)
+    # The points the import created are time-ordered (UUIDv7), in file order.
+    points = list(UserAccount.objects.order_by("user_point_id").values_list("user_account_id"))
+    assert points == [("c1",), ("c2",)]
+    assert {point.version for point in UserPoint.objects.values_list("id", flat=True)} == {7}
 
 
 def test_a_profile_created_and_deleted_inside_one_chunk_leaves_only_history(document_import):

@@ -76,6 +76,13 @@ def test_a_point_holds_several_profiles_across_compartments_and_accounts(datamar
     assert point.profiles.count() == 6
 
 
+def test_user_point_ids_follow_creation_order(datamart):
+    """UUIDv7: the points an import creates append to the indexes on point ids."""
+    points = [UserPoint.objects.create(datamart=datamart) for _ in range(50)]
+    assert [point.id.version for point in points] == [7] * 50
+    assert sorted(points, key=lambda point: point.id) == points
+
+
 def test_deleting_a_point_deletes_its_identifiers_and_profiles(datamart, crm_compartment):
     point = UserPoint.objects.create(datamart=datamart)
     UserEmail.objects.create(datamart=datamart, user_point=point, email_hash="h")
