@@ -39,6 +39,7 @@ from profiles.admin_scope import (
     DatamartScopedAdmin,
     ScopedQuerysetMixin,
     exact_search_q,
+    own_account_q,
     point_ids_matching,
     selected_compartment,
     visible_datamart_ids,
@@ -874,9 +875,10 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
             return queryset, False
         # Through the identifiers' and profiles' indexes to the points, then the history's
         # user point index: the history itself has no index on account ids.
-        point_ids = set(point_ids_matching(term, datamart_ids=visible_datamart_ids(request)))
+        datamart_ids = visible_datamart_ids(request)
+        point_ids = set(point_ids_matching(term, datamart_ids=datamart_ids))
         point_ids.update(
-            UserProfile.objects.filter(exact_search_q(request, term)).values_list(
+            UserProfile.objects.filter(own_account_q(term, datamart_ids=datamart_ids)).values_list(
                 "user_point_id", flat=True
             )
         )

@@ -239,15 +239,18 @@ def selected_compartment(request: HttpRequest) -> Compartment | None:
     ).first()
 
 
-def exact_search_q(request: HttpRequest, term: str) -> Q:
-    """Search of profiles: the profile's own account id, or any identifier of its point."""
-    datamart_ids = visible_datamart_ids(request)
+def own_account_q(term: str, *, datamart_ids: list[int]) -> Q:
+    """Profiles whose own account id is `term`, by the (datamart, compartment, account) index."""
     compartment_ids = list(
         Compartment.objects.filter(datamart_id__in=datamart_ids).values_list("id", flat=True)
     )
-    query = Q(
-        datamart_id__in=datamart_ids, compartment_id__in=compartment_ids, user_account_id=term
-    )
+    return Q(datamart_id__in=datamart_ids, compartment_id__in=compartment_ids, user_account_id=term)
+
+
+def exact_search_q(request: HttpRequest, term: str) -> Q:
+    """Search of profiles: the profile's own account id, or any identifier of its point."""
+    datamart_ids = visible_datamart_ids(request)
+    query = own_account_q(term, datamart_ids=datamart_ids)
     point_ids = point_ids_matching(term, datamart_ids=datamart_ids)
     if point_ids:
         query |= Q(user_point_id__in=point_ids)

@@ -7,58 +7,90 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('profiles', '0003_compartment_list_properties_and_import_export_permissions'),
+        ("profiles", "0003_compartment_list_properties_and_import_export_permissions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='profilechange',
-            name='api_token',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='profiles.apitoken'),
+            model_name="profilechange",
+            name="api_token",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="profiles.apitoken",
+            ),
         ),
         migrations.AlterField(
-            model_name='profilechange',
-            name='datamart',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='profiles.datamart'),
+            model_name="profilechange",
+            name="datamart",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="profiles.datamart",
+            ),
         ),
         migrations.AlterField(
-            model_name='profilechange',
-            name='execution_id',
+            model_name="profilechange",
+            name="execution_id",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='profilechange',
-            name='profile_id',
+            model_name="profilechange",
+            name="profile_id",
             field=models.BigIntegerField(),
         ),
         migrations.AlterField(
-            model_name='profilechange',
-            name='user',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="profilechange",
+            name="user",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='profilechange',
-            name='user_point',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='profile_changes', to='profiles.userpoint'),
+            model_name="profilechange",
+            name="user_point",
+            field=models.ForeignKey(
+                db_constraint=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="profile_changes",
+                to="profiles.userpoint",
+            ),
         ),
         migrations.AlterField(
-            model_name='userpoint',
-            name='id',
-            field=models.UUIDField(default=uuid6.uuid7, editable=False, primary_key=True, serialize=False),
+            model_name="userpoint",
+            name="id",
+            field=models.UUIDField(
+                default=uuid6.uuid7, editable=False, primary_key=True, serialize=False
+            ),
         ),
         migrations.AddIndex(
-            model_name='profilechange',
-            index=models.Index(fields=['datamart', 'id'], name='change_datamart_id'),
+            model_name="profilechange",
+            index=models.Index(fields=["datamart", "id"], name="change_datamart_id"),
         ),
         migrations.AddIndex(
-            model_name='profilechange',
-            index=models.Index(condition=models.Q(('user__isnull', False)), fields=['user'], name='change_user'),
+            model_name="profilechange",
+            index=models.Index(
+                condition=models.Q(("user__isnull", False)), fields=["user"], name="change_user"
+            ),
         ),
         migrations.AddIndex(
-            model_name='profilechange',
-            index=models.Index(condition=models.Q(('api_token__isnull', False)), fields=['api_token'], name='change_api_token'),
+            model_name="profilechange",
+            index=models.Index(
+                condition=models.Q(("api_token__isnull", False)),
+                fields=["api_token"],
+                name="change_api_token",
+            ),
         ),
     ]
