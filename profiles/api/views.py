@@ -157,12 +157,17 @@ class CompartmentListView(DatamartView):
     @extend_schema(
         operation_id="compartments_list",
         summary="The datamart's compartments",
+        parameters=docs.PAGE_PARAMETERS,
         responses={200: CompartmentOutputSerializer(many=True)},
         tags=["compartments"],
     )
     def get(self, request, dm):
-        compartments = self.scoped(Compartment.objects.all())
-        return page_response(CompartmentOutputSerializer(compartments, many=True).data)
+        rows, next_cursor = keyset_page(
+            self.scoped(Compartment.objects.all()),
+            keys=("compartment_id",),
+            query_params=request.query_params,
+        )
+        return page_response(CompartmentOutputSerializer(rows, many=True).data, next_cursor)
 
     @extend_schema(
         operation_id="compartments_create",

@@ -23,6 +23,17 @@ def test_list_shows_the_datamarts_compartments_with_the_default(api, crm_compart
     ]
 
 
+def test_list_pages_by_compartment_id_like_the_other_lists(api, crm_compartment):
+    compartment_create(datamart=crm_compartment.datamart, compartment_id=7, name="Shop")
+    first = api.get(COMPARTMENTS, {"limit": 2})
+    assert [c["compartment_id"] for c in data(first)] == [1, 7]
+    second = api.get(COMPARTMENTS, {"limit": 2, "cursor": first.json()["next"]})
+    assert [c["compartment_id"] for c in data(second)] == [1606]
+    assert second.json()["next"] is None
+    for bad in ("abc", "0", "-1"):
+        assert error(api.get(COMPARTMENTS, {"limit": bad}), 400)["error_code"] == "INVALID_LIMIT"
+
+
 def test_list_never_shows_another_datamarts_compartments(api, other_datamart):
     compartment_create(datamart=other_datamart, compartment_id=4242, name="theirs")
     assert [c["compartment_id"] for c in data(api.get(COMPARTMENTS))] == [1]
