@@ -13,6 +13,7 @@ from imports import pipeline
 from imports.models import DocumentImport, Execution
 from imports.services import execution_cancel
 from profiles.models import ProfileChange, UserAccount, UserEmail, UserPoint, UserProfile
+from tests.concurrency import run_at_once
 from tests.imports.helpers import (
     CRM,
     account,
@@ -676,10 +677,6 @@ def test_concurrent_executions_creating_the_same_identifiers_converge_on_one_poi
 ):
     """Two executions insert the same new identifiers and profiles at the same moment: the
     loser of each race uses the winner's point, or rolls its chunk back and applies it again."""
-    import threading
-
-    from django.db import connections
-
     document_import = DocumentImport.objects.create(datamart=datamart, name="CRM")
     contents = [
         ndjson(
@@ -688,24 +685,13 @@ def test_concurrent_executions_creating_the_same_identifiers_converge_on_one_poi
         for run_index in range(2)
     ]
     executions = [upload(document_import, content) for content in contents]
-    barrier = threading.Barrier(2)
-    failures = []
-
-    def go(execution):
-        try:
-            barrier.wait()
-            pipeline.execution_run(execution_id=execution.pk, worker=f"thread-{execution.pk}")
-        except Exception as problem:  # pragma: no cover - reported below
-            failures.append(problem)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=go, args=(execution,)) for execution in executions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not failures
+    outcomes = run_at_once(
+        lambda execution: pipeline.execution_run(
+            execution_id=execution.pk, worker=f"thread-{execution.pk}"
+        ),
+        executions,
+    )
+    assert not [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     for execution in executions:
         execution.refresh_from_db()
         assert execution.status == Execution.Status.SUCCEEDED, execution.error_message
