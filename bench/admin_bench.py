@@ -84,9 +84,12 @@ def top_up(datamart: Datamart, size: int) -> int:
 def history_top_up(datamart: Datamart) -> None:
     """A "created" history row for each profile that has none yet, in one INSERT ... SELECT."""
     newest = (
-        ProfileChange.objects.filter(datamart=datamart).order_by("-id").values_list("profile_id")
+        ProfileChange.objects.filter(datamart=datamart)
+        .order_by("-id")
+        .values_list("profile_id", flat=True)
+        .first()
     )
-    after = newest[0][0] if newest else 0
+    after = newest or 0
     started = time.monotonic()
     with connection.cursor() as cursor:
         cursor.execute(
