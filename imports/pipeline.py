@@ -49,7 +49,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 from uuid6 import uuid7
 
-from imports.commands import ImportCommand, LineError, Operation
 from imports.models import Execution, ExecutionError
 from imports.readers import (
     FileError,
@@ -72,6 +71,7 @@ from imports.services import (
     execution_merge_mode,
 )
 from imports.writers import write_failed_lines
+from profiles.commands import LineError, Operation, ProfileCommand
 from profiles.errors import ProfileError
 from profiles.identifiers import (
     AccountIdentifier,
@@ -132,7 +132,7 @@ ProfileKey = tuple[uuid.UUID, int, str | None]
 @dataclass
 class _Line:
     index: int
-    command: ImportCommand
+    command: ProfileCommand
     mode: MergeMode | None  # None for DELETE
     compartment: Compartment
     user_account_id: str | None
@@ -181,7 +181,7 @@ def _identifier_key(identifier: Identifier, compartments: _Compartments) -> Iden
     raise TypeError(f"not an identifier: {identifier!r}")
 
 
-def _line_error(command: ImportCommand, problem: ProfileError) -> LineError:
+def _line_error(command: ProfileCommand, problem: ProfileError) -> LineError:
     return LineError(
         line=command.line,
         code=problem.code,
@@ -193,7 +193,7 @@ def _line_error(command: ImportCommand, problem: ProfileError) -> LineError:
 
 
 def _prepare(
-    command: ImportCommand, index: int, default_mode: MergeMode, compartments: _Compartments
+    command: ProfileCommand, index: int, default_mode: MergeMode, compartments: _Compartments
 ) -> _Line:
     """Everything about a line that does not depend on the database; raises ProfileError.
 
@@ -1183,7 +1183,7 @@ def _rule_two_warning(records: list[ImportRecord]) -> str:
     lines = [
         record.line
         for record in records
-        if isinstance(record, ImportCommand)
+        if isinstance(record, ProfileCommand)
         and isinstance(record.identifier, AccountIdentifier)
         and isinstance(record.user_profile, dict)
         and (

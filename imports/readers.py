@@ -2,7 +2,7 @@
 
 `open_reader(path, fmt, options)` checks what can be checked up front (encoding,
 header, zip sizes) and raises `FileError` for a file-level problem; iterating
-the reader yields an `ImportCommand` or a `LineError` per record, in file order.
+the reader yields an `ProfileCommand` or a `LineError` per record, in file order.
 A file-level problem found later (undecodable CSV bytes on line 90 000, an
 unclosed JSON array) raises `FileError` from the iteration: the commands already
 yielded stay valid, the execution fails.
@@ -70,11 +70,11 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import IO, Any
 
-from imports.commands import (
+from profiles.commands import (
     ANNOTATION_KEYS,
-    ImportCommand,
     LineError,
     Operation,
+    ProfileCommand,
     command_from_mapping,
     describe_value,
     identifier_label_of,
@@ -110,7 +110,7 @@ class ReaderOptions:
     max_xlsx_compression_ratio: int = 500
 
 
-ImportRecord = ImportCommand | LineError
+ImportRecord = ProfileCommand | LineError
 
 CSV_DELIMITERS = (",", ";", "\t", "|")
 # Command columns of a flat file; `$compartment_id`/`$user_account_id` are

@@ -22,7 +22,6 @@ import tablib
 from import_export import fields, resources
 from import_export.formats import base_formats
 
-from imports.commands import AccountIdentifier, EmailIdentifier, Identifier, UserAgentIdentifier
 from imports.readers import FileFormat
 from imports.writers import (
     ExportItem,
@@ -30,6 +29,7 @@ from imports.writers import (
     write_flat_export,
     write_ndjson_commands,
 )
+from profiles.commands import AccountIdentifier, EmailIdentifier, Identifier, UserAgentIdentifier
 from profiles.models import UserProfile
 
 EXPORT_BATCH = 2000

@@ -59,7 +59,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
-from imports.commands import (
+from imports.readers import RESERVED_COLUMNS, FileFormat
+from profiles.commands import (
     ANNOTATION_KEYS,
     AccountIdentifier,
     EmailIdentifier,
@@ -69,7 +70,6 @@ from imports.commands import (
     UserAgentIdentifier,
     identifier_fields,
 )
-from imports.readers import RESERVED_COLUMNS, FileFormat
 
 ExportItem = Mapping[str, Any] | tuple[Identifier, Mapping[str, Any]]
 

@@ -13,8 +13,8 @@ from django.db import transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from imports.commands import ImportCommand, LineError, Operation
 from imports.pipeline import chunk_apply
+from profiles.commands import LineError, Operation, ProfileCommand
 from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
 from profiles.merge import DEFAULT_MERGE_MODE, MergeMode, Strategy, choose_merge_mode
@@ -102,7 +102,7 @@ def _history(datamart_id: int) -> list[tuple]:
     ]
 
 
-def _reference(datamart, lines: list[ImportCommand], default: MergeMode):
+def _reference(datamart, lines: list[ProfileCommand], default: MergeMode):
     counts: Counter = Counter()
     errors = []
     for command in lines:
@@ -129,7 +129,7 @@ def _reference(datamart, lines: list[ImportCommand], default: MergeMode):
     return counts, errors
 
 
-def _chunked(datamart, lines: list[ImportCommand], default: MergeMode, size: int):
+def _chunked(datamart, lines: list[ProfileCommand], default: MergeMode, size: int):
     counts: Counter = Counter()
     errors = []
     for start in range(0, len(lines), size):
@@ -193,7 +193,7 @@ def _outcome(datamart, apply) -> tuple:
 def test_chunks_leave_the_database_the_reference_leaves(
     datamart, crm_compartment, fields, size, default
 ):
-    lines = [ImportCommand(line=index + 1, **command) for index, command in enumerate(fields)]
+    lines = [ProfileCommand(line=index + 1, **command) for index, command in enumerate(fields)]
     expected = _outcome(datamart, lambda: _reference(datamart, lines, default))
     actual = _outcome(datamart, lambda: _chunked(datamart, lines, default, size))
     assert actual[0] == expected[0], "outcome counts"

@@ -8,20 +8,20 @@ import zipfile
 import openpyxl
 import pytest
 
-from imports.commands import (
-    AccountIdentifier,
-    EmailIdentifier,
-    ImportCommand,
-    LineError,
-    Operation,
-    UserAgentIdentifier,
-)
 from imports.readers import (
     FileError,
     FileFormat,
     ReaderOptions,
     detect_format,
     open_reader,
+)
+from profiles.commands import (
+    AccountIdentifier,
+    EmailIdentifier,
+    LineError,
+    Operation,
+    ProfileCommand,
+    UserAgentIdentifier,
 )
 
 # --------------------------------------------------------------------------- helpers
@@ -210,7 +210,7 @@ def test_depth_limit_counts_the_command_object(tmp_path):
 
 def test_brackets_inside_strings_do_not_count_as_depth(tmp_path):
     line = ndjson_line(user_profile={"text": "[[[[[[[[[[{{{{{{{{{{"})
-    assert isinstance(only(read_ndjson(tmp_path, [line], max_depth=3)), ImportCommand)
+    assert isinstance(only(read_ndjson(tmp_path, [line], max_depth=3)), ProfileCommand)
 
 
 def test_line_longer_than_the_limit_is_a_line_error(tmp_path):
@@ -309,7 +309,7 @@ def _ndjson_read_peak(tmp_path, lines: int) -> tuple[int, int]:
     reader = open_reader(path, FileFormat.NDJSON)
     tracemalloc.start()
     try:
-        count = sum(1 for record in reader if isinstance(record, ImportCommand))
+        count = sum(1 for record in reader if isinstance(record, ProfileCommand))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -336,7 +336,7 @@ def test_json_array_elements_are_numbered_from_one(tmp_path):
     elements = [ndjson_line(email_hash="a"), '{"x": 1}', "5", ndjson_line(email_hash="b")]
     records = read(write_json(tmp_path, "[\n" + ",\n".join(elements) + "\n]\n"), FileFormat.JSON)
     assert codes(records) == [(1, "OK"), (2, "UNKNOWN_FIELD"), (3, "INVALID_COMMAND"), (4, "OK")]
-    assert [r.identifier for r in records if isinstance(r, ImportCommand)] == [
+    assert [r.identifier for r in records if isinstance(r, ProfileCommand)] == [
         EmailIdentifier("a"),
         EmailIdentifier("b"),
     ]
@@ -476,7 +476,7 @@ def test_json_array_is_read_with_flat_memory(tmp_path):
     reader = open_reader(path, FileFormat.JSON)
     tracemalloc.start()
     try:
-        count = sum(1 for record in reader if isinstance(record, ImportCommand))
+        count = sum(1 for record in reader if isinstance(record, ProfileCommand))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

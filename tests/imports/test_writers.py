@@ -12,14 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imports.commands import (
-    AccountIdentifier,
-    EmailIdentifier,
-    ImportCommand,
-    LineError,
-    Operation,
-    UserAgentIdentifier,
-)
 from imports.readers import FileFormat, ReaderOptions, open_reader
 from imports.writers import (
     FORMULA_PREFIXES,
@@ -27,6 +19,14 @@ from imports.writers import (
     write_failed_lines,
     write_flat_export,
     write_ndjson_commands,
+)
+from profiles.commands import (
+    AccountIdentifier,
+    EmailIdentifier,
+    LineError,
+    Operation,
+    ProfileCommand,
+    UserAgentIdentifier,
 )
 
 # --------------------------------------------------------------------------- helpers
@@ -474,7 +474,7 @@ XLSX_ITEMS = st.lists(st.tuples(identifiers(XLSX_SAFE_TEXT), PROFILES), min_size
 
 
 def assert_reimported(records, items):
-    assert all(isinstance(r, ImportCommand) for r in records), [
+    assert all(isinstance(r, ProfileCommand) for r in records), [
         r for r in records if isinstance(r, LineError)
     ]
     assert [(r.operation, r.update_strategy) for r in records] == [

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from imports.commands import (
+from profiles.commands import (
     AccountIdentifier,
     EmailIdentifier,
-    ImportCommand,
     LineError,
     Operation,
+    ProfileCommand,
     UserAgentIdentifier,
     command_from_mapping,
     identifier_label,
@@ -20,7 +20,7 @@ def upsert(**fields):
 
 def test_account_command_keeps_its_profile_and_compartment():
     command = command_from_mapping(upsert(compartment_id=1606, user_account_id="c987"), line=3)
-    assert command == ImportCommand(
+    assert command == ProfileCommand(
         line=3,
         operation=Operation.UPSERT,
         identifier=AccountIdentifier(user_account_id="c987", compartment_id=1606),
@@ -126,7 +126,7 @@ def test_identifier_values_must_be_short_non_empty_strings(fields, field):
 
 def test_identifier_of_255_characters_is_accepted():
     command = command_from_mapping(upsert(user_agent_id="x" * 255), line=1)
-    assert isinstance(command, ImportCommand)
+    assert isinstance(command, ProfileCommand)
 
 
 def test_upsert_needs_a_user_profile():
@@ -162,7 +162,7 @@ def test_misspelt_field_is_reported_not_ignored():
 
 def test_failed_lines_annotations_are_ignored():
     command = command_from_mapping(upsert(email_hash="h", _line=3, _error="was bad"), line=1)
-    assert isinstance(command, ImportCommand)
+    assert isinstance(command, ProfileCommand)
 
 
 def test_merge_options_are_kept_raw():

@@ -1,8 +1,8 @@
-"""Import commands: one validated line of an import file (SPEC.md §2).
+"""Profile commands: one validated line of an import file, or one API or admin write (SPEC.md §2).
 
 A reader turns each record of a file (an NDJSON line, a JSON array element,
 a CSV/XLSX row) into a plain mapping and hands it to `command_from_mapping`,
-which answers an `ImportCommand` or a `LineError`. Nothing here touches the
+which answers an `ProfileCommand` or a `LineError`. Nothing here touches the
 database or interprets the profile: the `user_profile` object and the merge
 options are kept raw, to be checked by the domain layer (one validator for
 the API, the imports and the admin) and by `profiles.merge.choose_merge_mode`.
@@ -25,10 +25,9 @@ from profiles.identifiers import (
     UserAgentIdentifier,
     identifier_label,
 )
+from profiles.validation import MAX_COMPARTMENT_ID
 
 MAX_IDENTIFIER_LENGTH = 255
-# PostgreSQL bigint, the widest column a compartment id can live in.
-MAX_COMPARTMENT_ID = 2**63 - 1
 # Keys the failed-lines file adds; a re-upload of that file must not trip on them.
 ANNOTATION_KEYS = frozenset({"_line", "_error"})
 
@@ -64,7 +63,7 @@ def identifier_fields(identifier: Identifier) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ImportCommand:
+class ProfileCommand:
     # 1-based line in the source. CSV/XLSX: header is line 1; NDJSON: physical
     # line; JSON array: element index starting at 1.
     line: int
@@ -113,7 +112,7 @@ def command_from_mapping(
     line: int,
     default_operation: Operation | None = None,
     raw: object = None,
-) -> ImportCommand | LineError:
+) -> ProfileCommand | LineError:
     """Validate one command record; never raises for bad input.
 
     A key whose value is null counts as absent (exporters often write nulls). `raw` is the
@@ -146,7 +145,7 @@ def command_from_mapping(
         )
 
     assert identifier is not None
-    return ImportCommand(
+    return ProfileCommand(
         line=line,
         operation=operation,
         identifier=identifier,
