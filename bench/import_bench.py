@@ -7,7 +7,7 @@ Generates N seeded import lines (NDJSON and CSV: new and existing accounts, nest
 properties, repeated profiles, deletes, a few bad lines), migrates the database, and times,
 each in a fresh child process (so its peak memory is its own):
 
-- the pipeline (`imports.pipeline.execution_run`, in-process, the code a worker runs) on the
+- the pipeline (`imports.runner.execution_run`, in-process, the code a worker runs) on the
   NDJSON file and on the CSV file, with and without the history rows (ProfileChange);
 - the same with tracemalloc, for the pipeline's peak of Python allocations;
 - django-import-export's `import_data` of the same rows (ModelResource of UserProfile,
@@ -218,7 +218,7 @@ def child_pipeline(args: argparse.Namespace) -> dict:
     from django.core.files import File
 
     from imports.models import DocumentImport, Execution
-    from imports.pipeline import execution_run
+    from imports.runner import execution_run
     from imports.services import execution_start
     from profiles.models import Datamart
 
@@ -513,7 +513,7 @@ def prepare_database(datamarts: list[int], seed_file: Path) -> None:
     from django.core.management import call_command
 
     from imports.models import DocumentImport
-    from imports.pipeline import execution_run
+    from imports.runner import execution_run
     from imports.services import execution_start
     from profiles.services import compartment_create, datamart_create
 

@@ -53,12 +53,11 @@ from imports.admin_forms import (
 )
 from imports.exports import export_file_name, export_job_start, export_needs_background
 from imports.models import DocumentImport, Execution, ExportJob
+from imports.preview import ImportPreview
 from imports.readers import FileFormat, ReaderOptions
 from imports.resources import PROFILE_FORMATS, UserProfileResource, format_class_for
 from imports.services import (
-    ImportPreview,
     ImportRefused,
-    ProfileDiff,
     execution_cancel,
     execution_failed_lines,
     execution_retry,
@@ -82,10 +81,11 @@ from profiles.admin_scope import (
     scope_queryset,
     user_datamart_ids,
 )
+from profiles.engine import ProfileDiff
+from profiles.history import changed_keys
 from profiles.merge import choose_merge_mode
 from profiles.models import Datamart, UserProfile
 from profiles.permissions import EXPORT_PROFILES, IMPORT_PROFILES
-from profiles.services import changed_keys
 
 logger = logging.getLogger(__name__)
 

@@ -1,23 +1,30 @@
 """Starting, cancelling, retrying and previewing imports: what the API, the admin and the CLI call.
 
-Writes happen here; the file itself is applied by `imports.pipeline` in a Celery worker, queued
+Writes happen here; the file itself is applied by `imports.runner` in a Celery worker, queued
 on commit (never from `save()` or a signal), so a rolled-back request queues nothing.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import IO
 
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from imports.models import DocumentImport, Execution
+from imports.preview import ImportPreview, preview_file
 from imports.readers import FileFormat, ReaderOptions
+from imports.tasks import run_execution
+from imports.writers import write_failed_lines
+from profiles.commands import LineError
 from profiles.errors import ProfileError
 from profiles.merge import MergeMode, choose_merge_mode
 from profiles.models import Datamart
@@ -29,8 +36,6 @@ FORMAT_OF_MIME_TYPE: dict[str, FileFormat] = {
     DocumentImport.MimeType.XLSX: FileFormat.XLSX,
 }
 MIME_TYPE_OF_FORMAT = {fmt: mime for mime, fmt in FORMAT_OF_MIME_TYPE.items()}
-PREVIEW_DIFF_LINES = 20
-PREVIEW_ERRORS = 50
 
 
 class ImportRefused(ProfileError):
@@ -134,8 +139,6 @@ def _failed_too_large(execution: Execution, size: int, cap: int) -> Execution:
 
 
 def _enqueue(execution: Execution) -> None:
-    from imports.tasks import run_execution
-
     run_execution.delay_on_commit(execution.pk)
 
 
@@ -190,14 +193,6 @@ def execution_retry(*, execution: Execution) -> Execution:
     return retry
 
 
-def execution_merge_mode(execution: Execution) -> MergeMode:
-    """The import's default mode, for lines that choose none."""
-    return choose_merge_mode(
-        update_strategy=execution.default_update_strategy,
-        merge_objects=execution.default_merge_objects,
-    )
-
-
 def execution_reader_options(execution: Execution) -> ReaderOptions:
     return ReaderOptions(encoding=execution.encoding or "utf-8")
 
@@ -225,68 +220,55 @@ class FailedLinesFile:
     chunks: Iterator[bytes]  # stream it (StreamingHttpResponse, FileResponse...)
 
 
-def execution_failed_lines_write(*, execution: Execution, out: IO[bytes]) -> int:
-    """Write the execution's failed lines in its source format, with `_line` and `_error`."""
-    from imports.pipeline import failed_lines_write
+def _failed_line_errors(execution: Execution) -> Iterator[LineError]:
+    rows = execution.errors.order_by("line", "id").values_list(
+        "line", "error_code", "message", "field", "identifier", "raw"
+    )
+    for line, code, message, field_name, identifier, raw in rows.iterator(chunk_size=2000):
+        yield LineError(
+            line=line,
+            code=code,
+            message=message,
+            field=field_name,
+            identifier=identifier,
+            raw=raw,
+        )
 
-    return failed_lines_write(execution=execution, out=out)
+
+def execution_failed_lines_write(*, execution: Execution, out: IO[bytes]) -> int:
+    """Write the execution's failed lines in its source format, with `_line` and `_error`;
+    returns their count."""
+    return write_failed_lines(
+        _failed_line_errors(execution),
+        FileFormat(execution.file_format or FileFormat.NDJSON),
+        out,
+        headers=execution.headers,
+        delimiter=execution.delimiter or ",",
+        encoding=execution.encoding or "utf-8",
+    )
+
+
+def _failed_lines_stream(*, execution: Execution, block_size: int = 1 << 16) -> Iterator[bytes]:
+    """The failed-lines file in blocks, spooled to disk past a few megabytes."""
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+        execution_failed_lines_write(execution=execution, out=spool)
+        spool.seek(0)
+        while block := spool.read(block_size):
+            yield block
 
 
 def execution_failed_lines(*, execution: Execution) -> FailedLinesFile:
     """The failed-lines file as a stream of bytes; memory stays flat (spooled to disk)."""
-    from imports.pipeline import failed_lines_stream
-
     fmt = FileFormat(execution.file_format or FileFormat.NDJSON)
     stem = os.path.splitext(execution.file_name or f"execution-{execution.pk}")[0]
     return FailedLinesFile(
         file_name=f"{stem}.failed-lines.{_FAILED_LINES_EXTENSIONS[fmt]}",
         content_type=FAILED_LINES_CONTENT_TYPES[fmt],
-        chunks=failed_lines_stream(execution=execution),
+        chunks=_failed_lines_stream(execution=execution),
     )
 
 
 # --- preview --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PreviewError:
-    line: int
-    identifier: str
-    error_code: str
-    message: str
-    field: str = ""
-
-
-@dataclass(frozen=True)
-class ProfileDiff:
-    """One line of the preview: which profile it addresses, and its properties before/after."""
-
-    line: int
-    identifier: str
-    operation: str
-    outcome: str  # created / updated / deleted / unchanged / not_found
-    compartment_id: int
-    user_account_id: str | None
-    before: dict[str, Any] | None  # None: no profile
-    after: dict[str, Any] | None
-
-
-@dataclass
-class ImportPreview:
-    lines: int = 0  # records previewed (commands and bad lines)
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(Execution.COUNTERS, 0))
-    errors: list[PreviewError] = field(default_factory=list)  # the first ones
-    diffs: list[ProfileDiff] = field(default_factory=list)
-    delimiter: str | None = None
-    headers: list[str] | None = None
-    warnings: list[str] = field(default_factory=list)
-    truncated: bool = False  # the file has more lines than previewed
-    file_error_code: str = ""  # a file-level problem: the execution would FAIL
-    file_error_message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.file_error_code
 
 
 def import_preview(
@@ -298,13 +280,11 @@ def import_preview(
     default_mode: MergeMode,
     max_lines: int = 1000,
 ) -> ImportPreview:
-    """A dry run of the first `max_lines` lines through the pipeline's chunk apply, rolled back."""
-    from imports.pipeline import preview_run
-
-    return preview_run(
+    """A dry run of the first `max_lines` lines through the write engine, rolled back."""
+    return preview_file(
         datamart=datamart,
         path=path,
-        file_format=FileFormat(file_format),
+        file_format=file_format,
         options=options,
         default_mode=default_mode,
         max_lines=max_lines,
@@ -317,11 +297,7 @@ def import_preview(
 def executions_to_resume(*, worker: str) -> list[int]:
     """Executions a starting worker should queue again: those its previous life left RUNNING,
     those whose worker stopped committing chunks (stale), and old PENDING ones whose message
-    a dead worker may have taken with it. Running one twice is harmless (see the pipeline)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
+    a dead worker may have taken with it. Running one twice is harmless (see the runner)."""
     stale = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
     running = Q(status=Execution.Status.RUNNING) & (
         Q(worker=worker) | Q(heartbeat_ts__lt=stale) | Q(heartbeat_ts__isnull=True)

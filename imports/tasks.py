@@ -1,4 +1,4 @@
-"""Celery tasks: they take ids and call the pipeline; running one twice gives the same database."""
+"""Celery tasks: they take ids and call the runner or the services; running one twice gives the same database."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import close_old_connections, connections
 
+from imports.runner import execution_run
+
 logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, name="imports.run_execution")
 def run_execution(self, execution_id: int) -> None:
-    from imports.pipeline import execution_run
-
     execution_run(execution_id=execution_id, worker=self.request.hostname or "")
 
 

@@ -18,8 +18,7 @@ from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
 from profiles.models import ApiToken, Compartment, Datamart, ProfileChange, UserPoint, UserProfile
 from profiles.property_paths import property_path_parse
-from profiles.selectors import profile_changes
-from profiles.services import profile_find, user_point_find
+from profiles.selectors import profile_changes, profile_find, user_point_find
 from profiles.validation import PropertyError, validate_custom_properties
 
 STALE_MESSAGE = (

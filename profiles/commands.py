@@ -2,10 +2,11 @@
 
 A reader turns each record of a file (an NDJSON line, a JSON array element,
 a CSV/XLSX row) into a plain mapping and hands it to `command_from_mapping`,
-which answers an `ProfileCommand` or a `LineError`. Nothing here touches the
-database or interprets the profile: the `user_profile` object and the merge
-options are kept raw, to be checked by the domain layer (one validator for
-the API, the imports and the admin) and by `profiles.merge.choose_merge_mode`.
+which answers a `ProfileCommand` or a `LineError`; the API and the admin build
+their commands directly. `command_address` reads the profile a command
+addresses (SPEC §2 rule 2 and the DELETE rule). Nothing here touches the
+database: the merge options are kept raw, to be checked by
+`profiles.merge.choose_merge_mode` when the engine applies the command.
 
 Pure Python on purpose (no Django import) so the file formats can be tested
 alone.
@@ -13,11 +14,13 @@ alone.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from profiles.errors import ProfileError
 from profiles.identifiers import (
     AccountIdentifier,
     EmailIdentifier,
@@ -25,7 +28,7 @@ from profiles.identifiers import (
     UserAgentIdentifier,
     identifier_label,
 )
-from profiles.validation import MAX_COMPARTMENT_ID
+from profiles.validation import MAX_COMPARTMENT_ID, split_profile_object
 
 MAX_IDENTIFIER_LENGTH = 255
 # Keys the failed-lines file adds; a re-upload of that file must not trip on them.
@@ -68,7 +71,7 @@ class ProfileCommand:
     # line; JSON array: element index starting at 1.
     line: int
     operation: Operation
-    identifier: Identifier
+    identifier: Identifier | uuid.UUID  # a UUID names an existing user point (API, admin)
     user_profile: dict | None  # raw, `$` keys included
     update_strategy: object = None  # raw; read by profiles.merge.choose_merge_mode
     force_replace: object = None
@@ -76,6 +79,50 @@ class ProfileCommand:
     # The source record as read (the object, or {header: cell} for CSV/XLSX): kept so a line
     # that fails later, in the domain, still lands in the failed-lines file as it was sent.
     raw: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CommandAddress:
+    """The profile a command addresses, and the custom properties it carries."""
+
+    compartment_id: int | None  # None: the datamart's default compartment
+    user_account_id: str | None  # None: the anonymous profile
+    properties: dict[str, Any]
+    # The field that named the compartment, for an unknown-compartment error.
+    compartment_field: str
+
+
+def command_address(command: ProfileCommand) -> CommandAddress:
+    """SPEC §2 rule 2 and the DELETE rule; raises ProfileError for a bad profile object.
+
+    The profile is the one the `user_profile`'s `$compartment_id` / `$user_account_id` name
+    (the default compartment, the anonymous profile), never inherited from the line's
+    identifier; a DELETE without `user_profile` through an account addresses that account's
+    own profile.
+    """
+    if command.operation is Operation.DELETE and command.user_profile is None:
+        identifier = command.identifier
+        if isinstance(identifier, AccountIdentifier):
+            return CommandAddress(
+                identifier.compartment_id, identifier.user_account_id, {}, "compartment_id"
+            )
+        return CommandAddress(None, None, {}, "compartment_id")
+    address, properties = split_profile_object(command.user_profile)
+    return CommandAddress(
+        address.compartment_id, address.user_account_id, properties, "$compartment_id"
+    )
+
+
+def line_error(command: ProfileCommand, problem: ProfileError) -> LineError:
+    """A domain error met while applying a command, reported on the command's line."""
+    return LineError(
+        line=command.line,
+        code=problem.code,
+        message=f"line {command.line}: {problem.message}",
+        field=problem.field,
+        identifier=identifier_label(command.identifier),
+        raw=command.raw,
+    )
 
 
 @dataclass(frozen=True)

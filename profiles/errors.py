@@ -12,3 +12,7 @@ class ProfileError(ValueError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code!r}, {self.message!r}, field={self.field!r})"
+
+
+class ConcurrentWrite(Exception):
+    """Another transaction changed what a batch relies on: roll it back and apply it again."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 
@@ -24,9 +25,11 @@ class UserAgentIdentifier:
 Identifier = AccountIdentifier | EmailIdentifier | UserAgentIdentifier
 
 
-def identifier_label(identifier: Identifier) -> str:
-    """The identifier in the REST selector's form, for error reports."""
+def identifier_label(identifier: Identifier | uuid.UUID) -> str:
+    """The identifier (or user point id) in the REST selector's form, for error reports."""
     match identifier:
+        case uuid.UUID():
+            return f"user_point_id={identifier}"
         case AccountIdentifier(user_account_id=account, compartment_id=None):
             return f"user_account_id={account}"
         case AccountIdentifier(user_account_id=account, compartment_id=compartment):

@@ -9,7 +9,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from profiles.compartments import DatamartCompartments
 from profiles.errors import ProfileError
+from profiles.identifiers import Identifier
 from profiles.models import (
     Compartment,
     Datamart,
@@ -18,8 +20,11 @@ from profiles.models import (
     UserPoint,
     UserProfile,
 )
+from profiles.points import identifier_key, points_find
 from profiles.property_paths import property_filter_q
-from profiles.services import UserPointSelector, compartment_get, user_point_find
+
+# A user point named by its id, or by one of its identifiers (the REST API's selectors).
+UserPointSelector = uuid.UUID | Identifier
 
 
 def datamart_get_for_caller(
@@ -39,6 +44,33 @@ def datamart_get_for_caller(
         queryset = queryset.filter(
             id__in=DatamartMembership.objects.filter(user=user).values("datamart_id")
         )
+    return queryset.first()
+
+
+def compartment_get(*, datamart: Datamart, compartment_id: int | None) -> Compartment:
+    """The named compartment, or the default one; an unknown id is an error, never created."""
+    return DatamartCompartments(datamart).get(compartment_id)
+
+
+def user_point_find(*, datamart: Datamart, identifier: Identifier) -> UserPoint | None:
+    """The point an identifier names; an account in an unknown compartment is an error."""
+    key = identifier_key(identifier, DatamartCompartments(datamart))
+    point_id = points_find(datamart, [key]).get(key)
+    return None if point_id is None else UserPoint.objects.get(pk=point_id)
+
+
+def profile_find(
+    *,
+    user_point: UserPoint,
+    compartment: Compartment,
+    user_account_id: str | None,
+    lock: bool = False,
+) -> UserProfile | None:
+    queryset = UserProfile.objects.filter(
+        user_point=user_point, compartment=compartment, user_account_id=user_account_id
+    )
+    if lock:
+        queryset = queryset.select_for_update()
     return queryset.first()
 
 

@@ -4,33 +4,40 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from profiles.bulk import BulkWriter
+from profiles.commands import Operation, ProfileCommand
+from profiles.compartments import DatamartCompartments
+from profiles.engine import BatchResult, commands_apply, with_retries
 from profiles.errors import ProfileError
+from profiles.history import SYSTEM_SOURCE, ChangeSource
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, Identifier, UserAgentIdentifier
-from profiles.merge import MergeMode, apply_merge, json_equal
+from profiles.merge import DEFAULT_MERGE_MODE, MergeMode
 from profiles.models import (
     ApiToken,
     Compartment,
     Datamart,
-    ProfileChange,
     UserAccount,
     UserAgent,
     UserEmail,
     UserPoint,
     UserProfile,
 )
+from profiles.points import identifier_key, points_create, points_find
+from profiles.selectors import (
+    UserPointSelector,
+    compartment_get,
+    profile_find,
+    user_point_get,
+)
 from profiles.validation import split_profile_object, validate_custom_properties
-
-# A user point named by its id, or by one of its identifiers (the REST API's selectors).
-UserPointSelector = uuid.UUID | Identifier
 
 
 class WriteOutcome(StrEnum):
@@ -45,48 +52,6 @@ class WriteOutcome(StrEnum):
 class ProfileWrite:
     outcome: WriteOutcome
     profile: UserProfile | None
-
-
-@dataclass(frozen=True)
-class ChangeSource:
-    """Who writes: recorded in each profile's history."""
-
-    kind: str = ProfileChange.Source.SYSTEM
-    user_id: int | None = None
-    api_token_id: int | None = None
-    execution_id: int | None = None
-
-
-SYSTEM_SOURCE = ChangeSource()
-
-
-def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The top-level keys whose value differs between two versions of the properties."""
-    keys = before.keys() | after.keys()
-    return sorted(
-        key
-        for key in keys
-        if key not in before or key not in after or not json_equal(before[key], after[key])
-    )
-
-
-def profile_change_build(
-    *, profile: UserProfile, action: str, keys: list[str], source: ChangeSource
-) -> ProfileChange:
-    """An unsaved history record, so bulk writers can insert many in one statement."""
-    return ProfileChange(
-        datamart_id=profile.datamart_id,
-        user_point_id=profile.user_point_id,
-        profile_id=profile.pk,
-        compartment_id=profile.compartment.compartment_id,
-        user_account_id=profile.user_account_id,
-        action=action,
-        changed_keys=keys,
-        source=source.kind,
-        user_id=source.user_id,
-        api_token_id=source.api_token_id,
-        execution_id=source.execution_id,
-    )
 
 
 # --- datamarts and compartments -------------------------------------------------------------
@@ -104,26 +69,6 @@ def datamart_create(*, datamart_id: int, name: str, default_compartment_id: int)
             )
             compartment_make_default(compartment=compartment)
     return datamart
-
-
-def compartment_get(*, datamart: Datamart, compartment_id: int | None) -> Compartment:
-    """The named compartment, or the default one; an unknown id is an error, never created."""
-    queryset = Compartment.objects.filter(datamart=datamart)
-    if compartment_id is None:
-        compartment = queryset.filter(is_default=True).first()
-        if compartment is None:
-            raise ProfileError(
-                "NO_DEFAULT_COMPARTMENT", f"datamart {datamart.id} has no default compartment"
-            )
-        return compartment
-    compartment = queryset.filter(compartment_id=compartment_id).first()
-    if compartment is None:
-        raise ProfileError(
-            "UNKNOWN_COMPARTMENT",
-            f"compartment {compartment_id} does not exist in datamart {datamart.id}",
-            field="compartment_id",
-        )
-    return compartment
 
 
 def compartment_create(
@@ -187,44 +132,22 @@ def compartment_delete(*, compartment: Compartment) -> None:
 # --- user points --------------------------------------------------------------------------
 
 
-def user_point_find(*, datamart: Datamart, identifier: Identifier) -> UserPoint | None:
-    match identifier:
-        case AccountIdentifier():
-            compartment = compartment_get(
-                datamart=datamart, compartment_id=identifier.compartment_id
-            )
-            found = UserAccount.objects.filter(
-                compartment=compartment, user_account_id=identifier.user_account_id
-            )
-        case EmailIdentifier():
-            found = UserEmail.objects.filter(datamart=datamart, email_hash=identifier.email_hash)
-        case UserAgentIdentifier():
-            found = UserAgent.objects.filter(
-                datamart=datamart, user_agent_id=identifier.user_agent_id
-            )
-    row = found.select_related("user_point").first()
-    return row.user_point if row else None
-
-
 def user_point_resolve(
     *, datamart: Datamart, identifier: Identifier, create: bool
 ) -> tuple[UserPoint | None, bool]:
     """The point the identifier names, created with it when unknown and `create` is set.
 
     Returns (point, created). Two writers creating the same identifier at once both end
-    with the same point: the loser's insert fails on the unique constraint and it reads the
-    winner's.
+    with the same point (see `profiles.points.points_create`).
     """
-    point = user_point_find(datamart=datamart, identifier=identifier)
-    if point is not None or not create:
-        return point, False
-    try:
+    key = identifier_key(identifier, DatamartCompartments(datamart))
+    point_id = points_find(datamart, [key]).get(key)
+    created = False
+    if point_id is None and create:
         with transaction.atomic():
-            point = UserPoint.objects.create(datamart=datamart)
-            identifier_attach(user_point=point, identifier=identifier)
-        return point, True
-    except IntegrityError:
-        return user_point_find(datamart=datamart, identifier=identifier), False
+            point_id = points_create(BulkWriter(), datamart, [key], timezone.now())[key]
+        created = True
+    return (None if point_id is None else UserPoint.objects.get(pk=point_id)), created
 
 
 def identifier_attach(*, user_point: UserPoint, identifier: Identifier, email: str = "") -> None:
@@ -257,22 +180,31 @@ def user_point_delete(*, user_point: UserPoint) -> None:
     user_point.delete()
 
 
-# --- profiles -----------------------------------------------------------------------------
+# --- profiles: every write is a batch of one through the engine ------------------------
 
 
-def profile_find(
-    *,
-    user_point: UserPoint,
-    compartment: Compartment,
-    user_account_id: str | None,
-    lock: bool = False,
-) -> UserProfile | None:
-    queryset = UserProfile.objects.filter(
-        user_point=user_point, compartment=compartment, user_account_id=user_account_id
-    )
-    if lock:
-        queryset = queryset.select_for_update()
-    return queryset.first()
+def profile_command_apply(
+    *, datamart: Datamart, command: ProfileCommand, mode: MergeMode, source: ChangeSource
+) -> WriteOutcome:
+    """One command (SPEC §2) through the engine, as a batch of one; its line error is raised as
+    the domain error it is."""
+
+    def apply() -> BatchResult:
+        with transaction.atomic():
+            return commands_apply(
+                datamart=datamart, records=[command], default_mode=mode, source=source
+            )
+
+    result = with_retries(apply)
+    if result.problems:
+        raise result.problems[command.line]
+    return next(WriteOutcome(name) for name, count in result.counts.items() if count)
+
+
+def _addressed(
+    properties: dict[str, Any], compartment_id: int, user_account_id: str | None
+) -> dict[str, Any]:
+    return {**properties, "$compartment_id": compartment_id, "$user_account_id": user_account_id}
 
 
 def profile_upsert(
@@ -285,66 +217,39 @@ def profile_upsert(
     source: ChangeSource = SYSTEM_SOURCE,
     expected_last_modified_ts: datetime | None = None,
 ) -> ProfileWrite:
-    """Apply one strategy of SPEC §2 to one profile, under a row lock.
+    """Apply one strategy of SPEC §2 to one profile of an existing point (the admin's save).
 
-    The lock (PostgreSQL `SELECT … FOR UPDATE`; SQLite serialises writers) makes two
-    concurrent writers of one profile see each other's result instead of losing it.
+    `expected_last_modified_ts`: refuse (STALE_PROFILE) when the stored profile changed since
+    the caller read it.
     """
     validate_custom_properties(properties)
     with transaction.atomic():
-        profile = profile_find(
-            user_point=user_point,
-            compartment=compartment,
-            user_account_id=user_account_id,
-            lock=True,
-        )
-        if profile is None:
-            created = apply_merge(None, properties, mode)
-            if created is None:
-                return ProfileWrite(WriteOutcome.UNCHANGED, None)
-            try:
-                with transaction.atomic():
-                    now = timezone.now()
-                    profile = UserProfile.objects.create(
-                        datamart_id=user_point.datamart_id,
-                        user_point=user_point,
-                        compartment=compartment,
-                        user_account_id=user_account_id,
-                        properties=created,
-                        creation_ts=now,
-                        last_modified_ts=now,
-                    )
-                    profile_change_build(
-                        profile=profile, action="created", keys=sorted(created), source=source
-                    ).save()
-                return ProfileWrite(WriteOutcome.CREATED, profile)
-            except IntegrityError:
-                # Created by a concurrent writer since we looked: merge into theirs.
-                profile = profile_find(
-                    user_point=user_point,
-                    compartment=compartment,
-                    user_account_id=user_account_id,
-                    lock=True,
-                )
-                assert profile is not None
-        if (
-            expected_last_modified_ts is not None
-            and profile.last_modified_ts != expected_last_modified_ts
-        ):
-            raise ProfileError(
-                "STALE_PROFILE",
-                "this profile was changed by someone else since you loaded it: reload it and apply your change again",
+        if expected_last_modified_ts is not None:
+            stored = profile_find(
+                user_point=user_point,
+                compartment=compartment,
+                user_account_id=user_account_id,
+                lock=True,
             )
-        merged = apply_merge(profile.properties, properties, mode)
-        if merged is None or json_equal(merged, profile.properties):
-            return ProfileWrite(WriteOutcome.UNCHANGED, profile)
-        validate_custom_properties(merged)
-        keys = changed_keys(profile.properties, merged)
-        profile.properties = merged
-        profile.last_modified_ts = timezone.now()
-        profile.save(update_fields=["properties", "last_modified_ts"])
-        profile_change_build(profile=profile, action="updated", keys=keys, source=source).save()
-        return ProfileWrite(WriteOutcome.UPDATED, profile)
+            if stored is not None and stored.last_modified_ts != expected_last_modified_ts:
+                raise ProfileError(
+                    "STALE_PROFILE",
+                    "this profile was changed by someone else since you loaded it: reload it "
+                    "and apply your change again",
+                )
+        command = ProfileCommand(
+            line=1,
+            operation=Operation.UPSERT,
+            identifier=user_point.pk,
+            user_profile=_addressed(properties, compartment.compartment_id, user_account_id),
+        )
+        outcome = profile_command_apply(
+            datamart=user_point.datamart, command=command, mode=mode, source=source
+        )
+        profile = profile_find(
+            user_point=user_point, compartment=compartment, user_account_id=user_account_id
+        )
+    return ProfileWrite(outcome, profile)
 
 
 def profile_delete(
@@ -354,68 +259,16 @@ def profile_delete(
     user_account_id: str | None,
     source: ChangeSource = SYSTEM_SOURCE,
 ) -> ProfileWrite:
-    with transaction.atomic():
-        profile = profile_find(
-            user_point=user_point,
-            compartment=compartment,
-            user_account_id=user_account_id,
-            lock=True,
-        )
-        if profile is None:
-            return ProfileWrite(WriteOutcome.NOT_FOUND, None)
-        profile_change_build(
-            profile=profile, action="deleted", keys=sorted(profile.properties), source=source
-        ).save()
-        profile.delete()
-    return ProfileWrite(WriteOutcome.DELETED, None)
-
-
-def profile_command_apply(
-    *,
-    datamart: Datamart,
-    operation: str,
-    identifier: Identifier,
-    user_profile: dict | None,
-    mode: MergeMode,
-    source: ChangeSource = SYSTEM_SOURCE,
-) -> ProfileWrite:
-    """One import command (SPEC §2), line by line: UPSERT or DELETE through an identifier.
-
-    The profile addressed is the one the `user_profile`'s `$` keys name, not the line's
-    identifier (SPEC §2 rule 2); a DELETE without `user_profile` through an account
-    addresses that account's profile.
-    """
-    if operation == "DELETE" and user_profile is None:
-        if isinstance(identifier, AccountIdentifier):
-            compartment_id, user_account_id = identifier.compartment_id, identifier.user_account_id
-        else:
-            compartment_id, user_account_id = None, None
-        properties: dict = {}
-    else:
-        address, properties = split_profile_object(user_profile)
-        compartment_id, user_account_id = address.compartment_id, address.user_account_id
-    compartment = compartment_get(datamart=datamart, compartment_id=compartment_id)
-    with transaction.atomic():
-        point, _ = user_point_resolve(
-            datamart=datamart, identifier=identifier, create=operation == "UPSERT"
-        )
-        if point is None:
-            return ProfileWrite(WriteOutcome.NOT_FOUND, None)
-        if operation == "DELETE":
-            return profile_delete(
-                user_point=point,
-                compartment=compartment,
-                user_account_id=user_account_id,
-                source=source,
-            )
-        return profile_upsert(
-            user_point=point,
-            compartment=compartment,
-            user_account_id=user_account_id,
-            properties=properties,
-            mode=mode,
-            source=source,
-        )
+    command = ProfileCommand(
+        line=1,
+        operation=Operation.DELETE,
+        identifier=user_point.pk,
+        user_profile=_addressed({}, compartment.compartment_id, user_account_id),
+    )
+    outcome = profile_command_apply(
+        datamart=user_point.datamart, command=command, mode=DEFAULT_MERGE_MODE, source=source
+    )
+    return ProfileWrite(outcome, None)
 
 
 def profile_object_upsert(
@@ -452,25 +305,27 @@ def profile_object_upsert(
             field="$user_account_id",
         )
     compartment = compartment_get(datamart=datamart, compartment_id=compartment_id)
+    command = ProfileCommand(
+        line=1,
+        operation=Operation.UPSERT,
+        identifier=selector,
+        user_profile=_addressed(properties, compartment_id, user_account_id),
+    )
     with transaction.atomic():
-        if isinstance(selector, uuid.UUID):
-            point = UserPoint.objects.filter(datamart=datamart, pk=selector).first()
-            if point is None:
-                raise ProfileError("USER_POINT_NOT_FOUND", f"user point {selector} does not exist")
-        else:
-            point, _ = user_point_resolve(datamart=datamart, identifier=selector, create=True)
-            assert point is not None
-        write = profile_upsert(
-            user_point=point,
-            compartment=compartment,
-            user_account_id=user_account_id,
-            properties=properties,
-            mode=mode,
-            source=source,
+        outcome = profile_command_apply(
+            datamart=datamart, command=command, mode=mode, source=source
         )
-        if write.profile is None:
+        point = user_point_get(datamart=datamart, selector=selector)
+        profile = (
+            None
+            if point is None
+            else profile_find(
+                user_point=point, compartment=compartment, user_account_id=user_account_id
+            )
+        )
+        if profile is None:
             raise ProfileError("PROFILE_NOT_FOUND", "this profile does not exist")
-    return write
+    return ProfileWrite(outcome, profile)
 
 
 # --- API tokens ---------------------------------------------------------------------------

@@ -21,8 +21,7 @@ from rest_framework import status
 
 from profiles.api.exceptions import ApiError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
-from profiles.selectors import PropertyFilter
-from profiles.services import UserPointSelector
+from profiles.selectors import PropertyFilter, UserPointSelector
 from profiles.validation import (
     MAX_COMPARTMENT_ID,
     MAX_DEPTH,

@@ -19,14 +19,14 @@ __all__ = ["app"]
 
 @worker_process_init.connect
 def _arm(**kwargs) -> None:
-    from imports import pipeline
+    from imports import runner
 
     crash_line = int(os.environ["IMPORT_TEST_CRASH_LINE"])
-    chunk_write = pipeline.chunk_write
+    batch_write = runner.batch_write
 
-    def crashing_chunk_write(prepared, **options):
+    def crashing_batch_write(prepared, **options):
         if any(record.line == crash_line for record in prepared.records):
             os.kill(os.getpid(), signal.SIGKILL)
-        return chunk_write(prepared, **options)
+        return batch_write(prepared, **options)
 
-    pipeline.chunk_write = crashing_chunk_write
+    runner.batch_write = crashing_batch_write

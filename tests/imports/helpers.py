@@ -9,7 +9,7 @@ from typing import Any
 from django.core.files.base import ContentFile
 
 from imports.models import DocumentImport, Execution
-from imports.pipeline import execution_run
+from imports.runner import execution_run
 from imports.services import execution_start
 from profiles.models import UserAccount, UserAgent, UserEmail, UserProfile
 

@@ -1,6 +1,6 @@
-"""The set-based chunk apply against the line-by-line reference, `profile_command_apply`.
+"""The write engine over a chunk against the same lines applied one by one (batches of one).
 
-For any sequence of commands, cut into chunks of any size, the pipeline's `chunk_apply` must
+For any sequence of commands, cut into chunks of any size, `commands_apply` must
 leave the same user points, identifiers, profiles and history, and count the same outcomes and
 errors, as applying the commands one by one through the domain services.
 """
@@ -13,13 +13,14 @@ from django.db import transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from imports.pipeline import chunk_apply
 from profiles.commands import LineError, Operation, ProfileCommand
+from profiles.engine import commands_apply
 from profiles.errors import ProfileError
+from profiles.history import ChangeSource
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
-from profiles.merge import DEFAULT_MERGE_MODE, MergeMode, Strategy, choose_merge_mode
+from profiles.merge import DEFAULT_MERGE_MODE, MergeMode, Strategy
 from profiles.models import ProfileChange
-from profiles.services import ChangeSource, profile_command_apply
+from profiles.services import profile_command_apply
 from tests.imports.helpers import point_labels, snapshot
 
 SOURCE = ChangeSource(kind=ProfileChange.Source.IMPORT)
@@ -107,23 +108,10 @@ def _reference(datamart, lines: list[ProfileCommand], default: MergeMode):
     errors = []
     for command in lines:
         try:
-            mode = DEFAULT_MERGE_MODE
-            if command.operation is Operation.UPSERT:
-                mode = choose_merge_mode(
-                    update_strategy=command.update_strategy,
-                    force_replace=command.force_replace,
-                    merge_objects=command.merge_objects,
-                    default=default,
-                )
-            write = profile_command_apply(
-                datamart=datamart,
-                operation=command.operation.value,
-                identifier=command.identifier,
-                user_profile=command.user_profile,
-                mode=mode,
-                source=SOURCE,
+            outcome = profile_command_apply(
+                datamart=datamart, command=command, mode=default, source=SOURCE
             )
-            counts[str(write.outcome)] += 1
+            counts[str(outcome)] += 1
         except ProfileError as problem:
             errors.append((command.line, problem.code))
     return counts, errors
@@ -133,7 +121,7 @@ def _chunked(datamart, lines: list[ProfileCommand], default: MergeMode, size: in
     counts: Counter = Counter()
     errors = []
     for start in range(0, len(lines), size):
-        result = chunk_apply(
+        result = commands_apply(
             datamart=datamart,
             records=lines[start : start + size],
             default_mode=default,
@@ -204,7 +192,7 @@ def test_chunks_leave_the_database_the_reference_leaves(
 
 def test_reader_line_errors_pass_through_a_chunk_untouched(datamart):
     error = LineError(line=3, code="INVALID_JSON", message="line 3: bad", raw="{")
-    result = chunk_apply(
+    result = commands_apply(
         datamart=datamart, records=[error], default_mode=DEFAULT_MERGE_MODE, source=SOURCE
     )
     assert result.errors == [error] and result.lines == 1

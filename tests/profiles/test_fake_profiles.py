@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from profiles.fake_profiles import fake_properties
 from profiles.identifiers import AccountIdentifier, EmailIdentifier
 from profiles.models import UserAccount, UserAgent, UserEmail, UserPoint, UserProfile
-from profiles.services import user_point_find
+from profiles.selectors import user_point_find
 
 
 def test_command_generates_points_identifiers_and_profiles(datamart, crm_compartment, capsys):

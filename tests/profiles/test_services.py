@@ -16,32 +16,22 @@ from profiles.services import (
     compartment_make_default,
     compartment_update,
     datamart_create,
-    profile_command_apply,
     user_point_resolve,
 )
 from tests.concurrency import run_at_once
+from tests.factories import command_write
 
 FORCE = MergeMode(Strategy.FORCE_REPLACE)
 PARTIAL_DELETE = MergeMode(Strategy.PARTIAL_DELETE)
 
 
 def upsert(datamart, identifier, user_profile, mode=DEFAULT_MERGE_MODE):
-    return profile_command_apply(
-        datamart=datamart,
-        operation="UPSERT",
-        identifier=identifier,
-        user_profile=user_profile,
-        mode=mode,
-    )
+    return command_write(datamart, identifier=identifier, user_profile=user_profile, mode=mode)
 
 
 def delete(datamart, identifier, user_profile=None):
-    return profile_command_apply(
-        datamart=datamart,
-        operation="DELETE",
-        identifier=identifier,
-        user_profile=user_profile,
-        mode=DEFAULT_MERGE_MODE,
+    return command_write(
+        datamart, identifier=identifier, user_profile=user_profile, operation="DELETE"
     )
 
 

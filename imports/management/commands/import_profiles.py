@@ -9,8 +9,8 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
 from imports.models import DocumentImport, Execution
-from imports.pipeline import execution_run
 from imports.readers import FileFormat, detect_format
+from imports.runner import execution_run
 from imports.services import MIME_TYPE_OF_FORMAT, execution_start
 from profiles.errors import ProfileError
 from profiles.models import Datamart

@@ -12,8 +12,8 @@ from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
 
 from imports.models import DocumentImport, Execution
-from imports.pipeline import execution_run
 from imports.readers import FileFormat, detect_format
+from imports.runner import execution_run
 from imports.services import execution_start
 from imports.uploads import document_import_for_upload
 from tests.imports.admin.conftest import EXECUTIONS

@@ -15,15 +15,15 @@ from django.http import StreamingHttpResponse
 from imports import resources
 from imports.exports import export_job_run
 from imports.models import ExportJob
-from imports.pipeline import execution_run
 from imports.readers import FileFormat, ReaderOptions
+from imports.runner import execution_run
 from imports.services import execution_start, import_preview
 from imports.uploads import document_import_for_upload
 from imports.writers import FORMULA_PREFIXES
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
 from profiles.merge import MergeMode, Strategy
 from profiles.models import UserProfile
-from profiles.services import profile_command_apply
+from tests.factories import command_write
 from tests.imports.admin.conftest import EXPORT_URL, PROFILES
 
 FORCE_REPLACE = MergeMode(Strategy.FORCE_REPLACE)
@@ -37,14 +37,9 @@ def media(settings, tmp_path):
 
 
 def upsert(datamart, identifier, user_profile: dict) -> UserProfile:
-    written = profile_command_apply(
-        datamart=datamart,
-        operation="UPSERT",
-        identifier=identifier,
-        user_profile=user_profile,
-        mode=FORCE_REPLACE,
-    )
-    return written.profile
+    return command_write(
+        datamart, identifier=identifier, user_profile=user_profile, mode=FORCE_REPLACE
+    ).profile
 
 
 @pytest.fixture

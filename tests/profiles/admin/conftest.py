@@ -7,11 +7,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from profiles.identifiers import AccountIdentifier
-from profiles.merge import MergeMode, Strategy
-from profiles.models import DatamartMembership, UserProfile
+from profiles.models import DatamartMembership
 from profiles.permissions import EXPORT_PROFILES, IMPORT_PROFILES
-from profiles.services import profile_command_apply
+from tests.factories import profile_make
 
 IMPORT_EXPORT_CODENAMES = {name.split(".")[1] for name in (IMPORT_PROFILES, EXPORT_PROFILES)}
 
@@ -48,23 +46,8 @@ def login():
 
 @pytest.fixture
 def make_profile(db):
-    """A profile written as the API or an import would: through the services."""
-
-    def make(datamart, account: str | None, properties: dict, *, compartment_id=None):
-        profile_object = dict(properties)
-        if compartment_id is not None:
-            profile_object["$compartment_id"] = compartment_id
-        profile_object["$user_account_id"] = account
-        written = profile_command_apply(
-            datamart=datamart,
-            operation="UPSERT",
-            identifier=AccountIdentifier(account or "anon", compartment_id),
-            user_profile=profile_object,
-            mode=MergeMode(Strategy.FORCE_REPLACE),
-        )
-        return UserProfile.objects.select_related("compartment").get(pk=written.profile.pk)
-
-    return make
+    """A profile written as the API or an import would: through the engine."""
+    return profile_make
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
 from profiles.merge import DEFAULT_MERGE_MODE
 from profiles.models import UserAccount, UserPoint, UserProfile
+from profiles.selectors import compartment_get
 from profiles.services import (
-    compartment_get,
     identifier_attach,
     profile_upsert,
     user_point_resolve,

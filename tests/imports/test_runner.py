@@ -9,7 +9,7 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
-from imports import pipeline
+from imports import runner
 from imports.models import DocumentImport, Execution
 from imports.services import execution_cancel
 from profiles.models import ProfileChange, UserAccount, UserEmail, UserPoint, UserProfile
@@ -518,7 +518,7 @@ def test_a_run_killed_between_chunks_resumes_at_its_checkpoint_and_ends_like_a_c
 
 def test_a_run_does_not_take_over_from_a_live_worker_but_does_from_a_stale_one(document_import):
     execution = upload(document_import, ndjson(account("c1", {"a": 1})))
-    claimed = pipeline._claim(execution.pk, "other@host")
+    claimed = runner._claim(execution.pk, "other@host")
     assert claimed is not None
     run(execution, worker="me@host")
     assert execution.status == Execution.Status.RUNNING and not UserProfile.objects.exists()
@@ -533,11 +533,11 @@ def test_a_run_does_not_take_over_from_a_live_worker_but_does_from_a_stale_one(d
 
 def test_a_run_whose_execution_was_taken_over_writes_nothing_more(document_import):
     execution = upload(document_import, ndjson(account("c1", {"a": 1})))
-    old = pipeline._claim(execution.pk, "w1")
-    pipeline._claim(execution.pk, "w1")  # the same worker, restarted: takes over
-    records = list(pipeline.open_reader(execution.file.path, "NDJSON"))
-    with pytest.raises(pipeline._LostClaim):
-        pipeline._commit_chunk(old, records, 0, pipeline.execution_merge_mode(execution))
+    old = runner._claim(execution.pk, "w1")
+    runner._claim(execution.pk, "w1")  # the same worker, restarted: takes over
+    records = list(runner.open_reader(execution.file.path, "NDJSON"))
+    with pytest.raises(runner._LostClaim):
+        runner._commit_chunk(old, records, 0, runner.execution_merge_mode(execution))
     assert not UserProfile.objects.exists()
 
 
@@ -548,7 +548,7 @@ def test_a_chunk_that_keeps_killing_its_worker_fails_the_execution(document_impo
     with pytest.raises(_WorkerKilled):
         run(execution, worker="w1", progress=_die_after(1))  # one chunk commits
     for _ in range(3):  # then three runs die inside the second chunk
-        pipeline._claim(execution.pk, "w1")
+        runner._claim(execution.pk, "w1")
     run(execution, worker="w1")
     assert execution.status == Execution.Status.FAILED
     assert execution.error_code == "CHUNK_KEEPS_FAILING"
@@ -635,21 +635,33 @@ def test_a_chunk_costs_a_few_statements_not_one_per_line(document_import, settin
     assert large == small <= 40
 
 
-def test_profile_change_rows_match_profile_change_build(document_import):
-    """The pipeline writes history rows itself (COPY): the same columns as the service's."""
-    from profiles.services import ChangeSource, profile_change_build
-
+def test_an_imported_change_names_its_profile_and_execution_in_the_history(document_import):
     execution = import_file(document_import, ndjson(account("c1", {"a": 1, "b": 2})))
     row = ProfileChange.objects.get()
-    profile = UserProfile.objects.get()
-    built = profile_change_build(
-        profile=profile,
-        action="created",
-        keys=["a", "b"],
-        source=ChangeSource(kind="import", execution_id=execution.pk),
+    profile = UserProfile.objects.select_related("compartment").get()
+    assert (
+        row.datamart_id,
+        row.user_point_id,
+        row.profile_id,
+        row.compartment_id,
+        row.user_account_id,
+        row.action,
+        row.changed_keys,
+        row.source,
+        row.execution_id,
+        row.user_id,
+    ) == (
+        profile.datamart_id,
+        profile.user_point_id,
+        profile.pk,
+        profile.compartment.compartment_id,
+        profile.user_account_id,
+        "created",
+        ["a", "b"],
+        "import",
+        execution.pk,
+        execution.created_by_id,
     )
-    fields = [f.attname for f in ProfileChange._meta.concrete_fields if f.name not in ("id", "ts")]
-    assert {f: getattr(row, f) for f in fields} == {f: getattr(built, f) for f in fields}
 
 
 def test_duplicate_points_are_never_created_for_one_identifier(document_import, settings):
@@ -686,7 +698,7 @@ def test_concurrent_executions_creating_the_same_identifiers_converge_on_one_poi
     ]
     executions = [upload(document_import, content) for content in contents]
     outcomes = run_at_once(
-        lambda execution: pipeline.execution_run(
+        lambda execution: runner.execution_run(
             execution_id=execution.pk, worker=f"thread-{execution.pk}"
         ),
         executions,
