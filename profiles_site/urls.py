@@ -6,6 +6,7 @@ from profiles.api.views import NotFoundView
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("profiles.api.urls")),
+    path("api/v1/", include("imports.api.urls")),
     # After every app's routes: anything else under /api/v1/ is the JSON 404, for every method.
     re_path(r"^api/v1/.*$", NotFoundView.as_view()),
 ]

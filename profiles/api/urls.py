@@ -1,5 +1,5 @@
-"""Routes of SPEC §5 under /api/v1/, and the schema. Each answers with or without a trailing
-slash (no redirect)."""
+"""Routes of SPEC §5 under /api/v1/ for compartments, user points and profiles, and the schema.
+Each answers with or without a trailing slash (no redirect)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from profiles.api import views
 from profiles.api.routing import DM, ID, route_patterns
 
 SELECTOR = rf"{DM}/user_points/(?P<selector>[^/]+)"
-IMPORT = rf"{DM}/document_imports/(?P<import_id>{ID})"
-EXECUTION = rf"{IMPORT}/executions/(?P<execution_id>{ID})"
 
 ROUTES = [
     (rf"{DM}/compartments", views.CompartmentListView, "compartments"),
@@ -30,12 +28,6 @@ ROUTES = [
         "account-profile",
     ),
     (rf"{DM}/user_profiles", views.ProfileSearchView, "profile-search"),
-    (rf"{DM}/document_imports", views.DocumentImportListView, "document-imports"),
-    (IMPORT, views.DocumentImportDetailView, "document-import"),
-    (rf"{IMPORT}/executions", views.ExecutionListView, "executions"),
-    (EXECUTION, views.ExecutionDetailView, "execution"),
-    (rf"{EXECUTION}/errors", views.ExecutionErrorsView, "execution-errors"),
-    (rf"{EXECUTION}/cancel", views.ExecutionCancelView, "execution-cancel"),
 ]
 
 urlpatterns = [
