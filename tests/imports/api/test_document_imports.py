@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from imports.models import DocumentImport, Execution, ExecutionError
@@ -280,10 +278,6 @@ def test_the_platforms_documented_flow(
     assert response.status_code == 201 and data(response)["status"] == "PENDING"
     polled = data(api.get(f"{IMPORTS}/{created['id']}/executions/{data(response)['id']}"))
     assert set(polled) == EXECUTION_KEYS
-    if importlib.util.find_spec("imports.pipeline") is None:
-        pytest.skip(
-            "the import pipeline (branch imports) is not here yet: the rest runs once it is"
-        )
     assert polled["status"] == "SUCCEEDED", polled
     assert polled["counters"]["created"] == 1 and polled["progress"] == 1
     selector = "compartment_id=1606,user_account_id=c9879698769OIUYOIY9879879"
