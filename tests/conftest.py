@@ -119,3 +119,14 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many operations and cases the schema tests (tests/*/api/test_schema.py) fuzzed."""
+    from tests.profiles.api import fuzz_stats
+
+    if fuzz_stats.cases:
+        terminalreporter.write_line(
+            f"schemathesis: {len(fuzz_stats.cases)} operations, "
+            f"{sum(fuzz_stats.cases.values())} cases"
+        )

@@ -1,4 +1,4 @@
-"""Request bodies: strict JSON for the API's objects, a streamed raw file for import uploads."""
+"""JSON request bodies, read strictly: the one parser of the API's objects."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import BaseParser, FileUploadParser
+from rest_framework.parsers import BaseParser
 
 from profiles.api.exceptions import PayloadTooLarge
 
@@ -121,20 +121,3 @@ class StrictJSONParser(BaseParser):
         except UnicodeDecodeError:
             raise JSONRejected("INVALID_ENCODING", "a JSON body must be UTF-8") from None
         return strict_json_loads(text.removeprefix("\ufeff"))
-
-
-class RawUploadParser(FileUploadParser):
-    """The whole body is the file, whatever its type: the view checks the type against the import.
-
-    Django's upload handlers stream it to memory (small) or to a temporary file (large).
-    """
-
-    media_type = "*/*"
-    UNNAMED = "upload"  # no Content-Disposition filename: the view names it after the format
-
-    def get_filename(self, stream, media_type, parser_context):
-        try:
-            name = super().get_filename(stream, media_type, parser_context)
-        except Exception:  # a malformed Content-Disposition only loses the name
-            name = None
-        return name or self.UNNAMED

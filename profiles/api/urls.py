@@ -1,5 +1,5 @@
-"""Routes of SPEC §5 under /api/v1/. Each answers with or without a trailing slash (no
-redirect), and anything else under /api/v1/ is the JSON 404."""
+"""Routes of SPEC §5 under /api/v1/ for compartments, user points and profiles, and the schema.
+Each answers with or without a trailing slash (no redirect)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from profiles.api import views
+from profiles.api.routing import DM, ID, route_patterns
 
-DM = r"datamarts/(?P<dm>[0-9]{1,18})"
-ID = r"[0-9]{1,18}"
 SELECTOR = rf"{DM}/user_points/(?P<selector>[^/]+)"
-IMPORT = rf"{DM}/document_imports/(?P<import_id>{ID})"
-EXECUTION = rf"{IMPORT}/executions/(?P<execution_id>{ID})"
 
 ROUTES = [
     (rf"{DM}/compartments", views.CompartmentListView, "compartments"),
@@ -31,21 +28,10 @@ ROUTES = [
         "account-profile",
     ),
     (rf"{DM}/user_profiles", views.ProfileSearchView, "profile-search"),
-    (rf"{DM}/document_imports", views.DocumentImportListView, "document-imports"),
-    (IMPORT, views.DocumentImportDetailView, "document-import"),
-    (rf"{IMPORT}/executions", views.ExecutionListView, "executions"),
-    (EXECUTION, views.ExecutionDetailView, "execution"),
-    (rf"{EXECUTION}/errors", views.ExecutionErrorsView, "execution-errors"),
-    (rf"{EXECUTION}/cancel", views.ExecutionCancelView, "execution-cancel"),
 ]
 
 urlpatterns = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *route_patterns(ROUTES),
 ]
-for regex, view, name in ROUTES:
-    urlpatterns += [
-        re_path(rf"^{regex}$", view.as_view(), name=f"api-{name}"),
-        re_path(rf"^{regex}/$", view.as_view()),
-    ]
-urlpatterns.append(re_path(r"^.*$", views.NotFoundView.as_view()))

@@ -1,9 +1,14 @@
-"""Fixtures of the API tests: a token of datamart 1, a client that sends it, isolated state."""
+"""Fixtures of the API tests: a token of datamart 1, a client that sends it, isolated state.
+
+tests/imports/api/conftest.py shares them with the import endpoints' tests.
+"""
 
 from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 
 from profiles.services import api_token_create
 from tests.profiles.api.client import ApiClient
@@ -35,11 +40,17 @@ def other_api(other_datamart) -> ApiClient:
     return ApiClient(api_token_create(datamart=other_datamart, name="other")[1])
 
 
-def pytest_terminal_summary(terminalreporter):
-    from tests.profiles.api import fuzz_stats
-
-    if fuzz_stats.cases:
-        terminalreporter.write_line(
-            f"schemathesis: {len(fuzz_stats.cases)} operations, "
-            f"{sum(fuzz_stats.cases.values())} cases"
-        )
+@pytest.fixture
+def fuzz_token(datamart, settings):
+    """A raw token of datamart 1 without a rate limit, for schemathesis (tests.profiles.api.fuzzing)
+    calling the WSGI application directly."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"api_token": "1000000/minute"},
+    }
+    # Django's test client does this too: a request's end must not close the test's connection.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield api_token_create(datamart=datamart, name="schemathesis")[1]
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)

@@ -1,0 +1,38 @@
+"""OpenAPI pieces of the import endpoints: the examples and the raw upload's request body.
+
+The hooks and the shared parameters stay in profiles.api.schema, which serves every app's API.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample
+
+DOCUMENT_IMPORT_EXAMPLE = OpenApiExample(
+    "NDJSON profile import",
+    request_only=True,
+    value={
+        "document_type": "USER_PROFILE",
+        "mime_type": "APPLICATION_X_NDJSON",
+        "encoding": "utf-8",
+        "name": "CRM daily profiles",
+    },
+)
+NDJSON_UPLOAD_EXAMPLE = OpenApiExample(
+    "NDJSON upload",
+    request_only=True,
+    media_type="application/x-ndjson",
+    value=(
+        '{"operation":"UPSERT","compartment_id":1606,"user_account_id":"c9879698769OIUYOIY9879879",'
+        '"update_strategy":"PARTIAL_UPDATE","user_profile":{"$compartment_id":1606,'
+        '"$user_account_id":"c9879698769OIUYOIY9879879","firstname":"David",'
+        '"newsletter_options":{"subscribed":true,"preferred_periods":"MONTHLY"}}}\n'
+        '{"operation":"DELETE","email_hash":"9d8ef3b2a1c0"}\n'
+    ),
+)
+_BINARY = {"type": "string", "format": "binary"}
+UPLOAD_REQUEST = {
+    "application/x-ndjson": _BINARY,
+    "text/csv": _BINARY,
+    "application/json": _BINARY,
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": _BINARY,
+}

@@ -1,0 +1,88 @@
+"""Request and response shapes of the import endpoints (SPEC §5), for validation and the schema."""
+
+from __future__ import annotations
+
+import codecs
+
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+
+from imports.models import DocumentImport, Execution, ExecutionError
+from profiles.api.serializers import StrictCharField, StrictSerializer
+from profiles.models import epoch_ms
+
+
+class DocumentImportSerializer(StrictSerializer):
+    id = serializers.IntegerField(read_only=True, help_text="Set by the system.")
+    datamart_id = serializers.IntegerField(read_only=True, help_text="The datamart of the path.")
+    name = StrictCharField(max_length=255, help_text="A name for this import definition.")
+    document_type = serializers.ChoiceField(
+        choices=DocumentImport.DocumentType.choices,
+        default=DocumentImport.DocumentType.USER_PROFILE,
+        help_text="What the documents hold; only USER_PROFILE.",
+    )
+    mime_type = serializers.ChoiceField(
+        choices=DocumentImport.MimeType.choices,
+        default=DocumentImport.MimeType.NDJSON,
+        help_text="The format of the uploaded files; an execution's Content-Type must match it: "
+        "APPLICATION_X_NDJSON (application/x-ndjson), TEXT_CSV (text/csv), APPLICATION_JSON "
+        "(application/json, an array of commands), APPLICATION_XLSX "
+        "(application/vnd.openxmlformats-officedocument.spreadsheetml.sheet).",
+    )
+    encoding = StrictCharField(
+        max_length=32,
+        default="utf-8",
+        help_text="The text encoding of the files (NDJSON, CSV, JSON), e.g. utf-8 or latin-1.",
+    )
+    created_ts = serializers.SerializerMethodField(help_text="Creation time, epoch milliseconds.")
+
+    def get_created_ts(self, instance: DocumentImport) -> int | None:
+        return epoch_ms(instance.created_ts)
+
+    def validate_encoding(self, value: str) -> str:
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValidationError(f"unknown encoding {value!r}", code="INVALID_ENCODING") from None
+
+
+class ExecutionCountersSerializer(serializers.Serializer):
+    total = serializers.IntegerField(
+        allow_null=True, help_text="Lines in the file, once read to the end; null before."
+    )
+    processed = serializers.IntegerField(help_text="Lines handled so far.")
+    created = serializers.IntegerField(help_text="Profiles created.")
+    updated = serializers.IntegerField(help_text="Profiles changed.")
+    deleted = serializers.IntegerField(help_text="Profiles deleted.")
+    unchanged = serializers.IntegerField(help_text="Lines that changed nothing.")
+    not_found = serializers.IntegerField(help_text="DELETE lines naming nothing that exists.")
+    failed = serializers.IntegerField(help_text="Lines in error (see the errors endpoint).")
+
+
+class ExecutionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The execution's id.")
+    document_import_id = serializers.IntegerField(help_text="Its document import.")
+    status = serializers.ChoiceField(
+        choices=Execution.Status.choices,
+        help_text="PENDING → RUNNING → SUCCEEDED | FAILED | CANCELED.",
+    )
+    created_ts = serializers.IntegerField(help_text="Upload time, epoch milliseconds.")
+    start_ts = serializers.IntegerField(allow_null=True, help_text="Start of the run, or null.")
+    end_ts = serializers.IntegerField(allow_null=True, help_text="End of the run, or null.")
+    progress = serializers.FloatField(min_value=0, max_value=1, help_text="0 to 1.")
+    counters = ExecutionCountersSerializer(help_text="Line counts, readable while it runs.")
+
+    def to_representation(self, instance: Execution) -> dict:
+        return instance.as_api_object()
+
+
+class ExecutionErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField(
+        help_text="The line, from 1 (CSV/XLSX: the header is line 1, the first row line 2)."
+    )
+    identifier = serializers.CharField(help_text="The line's identifier, in the selector form.")
+    error_code = serializers.CharField(help_text="A machine code, e.g. RESERVED_KEY.")
+    message = serializers.CharField(help_text="What is wrong, for a person.")
+
+    def to_representation(self, instance: ExecutionError) -> dict:
+        return instance.as_api_object()

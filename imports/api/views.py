@@ -1,0 +1,231 @@
+"""The import endpoints of SPEC §5: document imports and their executions (raw file uploads,
+status and counters, line errors, cancel).
+
+The views derive from profiles.api's DatamartView, which authenticates, throttles and scopes to
+the caller's datamart; the imports app only adds what is its own.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.response import Response
+
+from imports.api import schema as import_docs
+from imports.api.parsers import RawUploadParser
+from imports.api.serializers import (
+    DocumentImportSerializer,
+    ExecutionErrorSerializer,
+    ExecutionSerializer,
+)
+from imports.models import DocumentImport, Execution
+from imports.services import execution_cancel, execution_start
+from profiles.api import schema as docs
+from profiles.api.authentication import TokenUser
+from profiles.api.exceptions import PayloadTooLarge
+from profiles.api.pagination import keyset_page
+from profiles.api.paths import bad_request
+from profiles.api.views import DatamartView, page_response
+from profiles.merge import choose_merge_mode
+
+UPLOAD_MIME_TYPES = {
+    DocumentImport.MimeType.NDJSON: ("application/x-ndjson", "application/ndjson"),
+    DocumentImport.MimeType.CSV: ("text/csv",),
+    DocumentImport.MimeType.JSON: ("application/json",),
+    DocumentImport.MimeType.XLSX: (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+}
+UPLOAD_EXTENSIONS = {
+    DocumentImport.MimeType.NDJSON: "ndjson",
+    DocumentImport.MimeType.CSV: "csv",
+    DocumentImport.MimeType.JSON: "json",
+    DocumentImport.MimeType.XLSX: "xlsx",
+}
+
+
+class DocumentImportListView(DatamartView):
+    @extend_schema(
+        operation_id="document_imports_list",
+        summary="The datamart's document imports",
+        parameters=docs.PAGE_PARAMETERS,
+        responses={200: DocumentImportSerializer(many=True)},
+        tags=["document imports"],
+    )
+    def get(self, request, dm):
+        rows, next_cursor = keyset_page(
+            self.scoped(DocumentImport.objects.all()),
+            keys=("id",),
+            query_params=request.query_params,
+        )
+        return page_response(DocumentImportSerializer(rows, many=True).data, next_cursor)
+
+    @extend_schema(
+        operation_id="document_imports_create",
+        summary="Create a document import",
+        request=DocumentImportSerializer,
+        responses={201: DocumentImportSerializer},
+        examples=[import_docs.DOCUMENT_IMPORT_EXAMPLE],
+        tags=["document imports"],
+    )
+    def post(self, request, dm):
+        serializer = DocumentImportSerializer(data=self.json_body())
+        serializer.is_valid(raise_exception=True)
+        # A plain definition with no rule to apply: no service needed.
+        document_import = DocumentImport.objects.create(
+            datamart=self.datamart, **serializer.validated_data
+        )
+        return Response(
+            DocumentImportSerializer(document_import).data, status=status.HTTP_201_CREATED
+        )
+
+
+class DocumentImportScopedView(DatamartView):
+    def get_document_import(self, import_id: str) -> DocumentImport:
+        return get_object_or_404(self.scoped(DocumentImport.objects.all()), pk=int(import_id))
+
+    def get_execution(self, import_id: str, execution_id: str) -> Execution:
+        return get_object_or_404(
+            self.scoped(Execution.objects.all()),
+            document_import_id=int(import_id),
+            pk=int(execution_id),
+        )
+
+
+class DocumentImportDetailView(DocumentImportScopedView):
+    @extend_schema(
+        operation_id="document_imports_retrieve",
+        summary="One document import",
+        responses={200: DocumentImportSerializer},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id):
+        return Response(DocumentImportSerializer(self.get_document_import(import_id)).data)
+
+
+class ExecutionListView(DocumentImportScopedView):
+    parser_classes = [RawUploadParser]
+
+    @extend_schema(
+        operation_id="executions_list",
+        summary="The executions of a document import, newest first",
+        parameters=docs.PAGE_PARAMETERS,
+        responses={200: ExecutionSerializer(many=True)},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id):
+        document_import = self.get_document_import(import_id)
+        rows, next_cursor = keyset_page(
+            document_import.executions.all(),
+            keys=("id",),
+            descending=True,
+            query_params=request.query_params,
+        )
+        return page_response(ExecutionSerializer(rows, many=True).data, next_cursor)
+
+    @extend_schema(
+        operation_id="executions_create",
+        summary="Upload a file: it runs asynchronously",
+        description="The body is the raw file; its Content-Type must be the document import's "
+        "(application/x-ndjson, text/csv, application/json or the XLSX type), else 415. "
+        "Answers at once with the PENDING execution; poll it for status and counters. "
+        "`update_strategy` and `merge_objects` set the default of lines that name none.",
+        parameters=[
+            OpenApiParameter(
+                "update_strategy",
+                str,
+                enum=["PARTIAL_UPDATE", "PARTIAL_DELETE", "FORCE_REPLACE"],
+                description="Default strategy of lines without one; PARTIAL_UPDATE if absent.",
+            ),
+            OpenApiParameter(
+                "merge_objects", bool, description="Default merge_objects; true if absent."
+            ),
+        ],
+        request=import_docs.UPLOAD_REQUEST,
+        responses={201: ExecutionSerializer},
+        examples=[import_docs.NDJSON_UPLOAD_EXAMPLE],
+        tags=["document imports"],
+    )
+    def post(self, request, dm, import_id):
+        document_import = self.get_document_import(import_id)
+        accepted = UPLOAD_MIME_TYPES[document_import.mime_type]
+        given = request.content_type.partition(";")[0].strip().lower()
+        if given not in accepted:
+            raise UnsupportedMediaType(
+                given, detail=f"this document import takes Content-Type: {accepted[0]}"
+            )
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > settings.IMPORT_MAX_FILE_BYTES:
+            raise PayloadTooLarge(f"a file is limited to {settings.IMPORT_MAX_FILE_BYTES} bytes")
+        mode = choose_merge_mode(
+            update_strategy=request.query_params.get("update_strategy"),
+            merge_objects=request.query_params.get("merge_objects"),
+        )
+        upload = request.FILES.get("file")
+        if upload is None or not upload.size:
+            raise bad_request("EMPTY_FILE", "the body is empty: send the file as the body")
+        file_name = upload.name
+        if file_name == RawUploadParser.UNNAMED:
+            file_name = f"upload.{UPLOAD_EXTENSIONS[document_import.mime_type]}"
+        user = request.user
+        try:
+            execution = execution_start(
+                document_import=document_import,
+                upload=upload,
+                file_name=file_name,
+                created_by=None if isinstance(user, TokenUser) else user,
+                api_token=user.token if isinstance(user, TokenUser) else None,
+                default_update_strategy=str(mode.strategy),
+                default_merge_objects=mode.merge_objects,
+            )
+        finally:
+            upload.close()  # storage may have moved the temporary file: close() allows that
+        return Response(ExecutionSerializer(execution).data, status=status.HTTP_201_CREATED)
+
+
+class ExecutionDetailView(DocumentImportScopedView):
+    @extend_schema(
+        operation_id="executions_retrieve",
+        summary="An execution's status and counters",
+        responses={200: ExecutionSerializer},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id, execution_id):
+        return Response(ExecutionSerializer(self.get_execution(import_id, execution_id)).data)
+
+
+class ExecutionErrorsView(DocumentImportScopedView):
+    @extend_schema(
+        operation_id="execution_errors_list",
+        summary="The line errors of an execution, in line order",
+        parameters=docs.PAGE_PARAMETERS,
+        responses={200: ExecutionErrorSerializer(many=True)},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id, execution_id):
+        execution = self.get_execution(import_id, execution_id)
+        rows, next_cursor = keyset_page(
+            execution.errors.all(), keys=("line", "id"), query_params=request.query_params
+        )
+        return page_response(ExecutionErrorSerializer(rows, many=True).data, next_cursor)
+
+
+class ExecutionCancelView(DocumentImportScopedView):
+    @extend_schema(
+        operation_id="executions_cancel",
+        summary="Cancel an execution",
+        description="A PENDING execution is canceled at once; a RUNNING one stops after its "
+        "current chunk. Answers the execution; a finished one is left as it is.",
+        request=None,
+        responses={200: ExecutionSerializer},
+        tags=["document imports"],
+    )
+    def post(self, request, dm, import_id, execution_id):
+        execution = execution_cancel(execution=self.get_execution(import_id, execution_id))
+        return Response(ExecutionSerializer(execution).data)

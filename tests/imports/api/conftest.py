@@ -1,0 +1,12 @@
+"""Fixtures of the import endpoints' tests: the API tests' own, shared (token, clients, isolated
+uploads and throttle counters)."""
+
+from __future__ import annotations
+
+from tests.profiles.api import conftest as api_tests
+
+_isolated_api_state = api_tests._isolated_api_state
+token = api_tests.token
+api = api_tests.api
+other_api = api_tests.other_api
+fuzz_token = api_tests.fuzz_token
