@@ -24,3 +24,68 @@ def test_the_profiles_app_never_imports_the_imports_app():
         if module == "imports" or module.startswith("imports.")
     ]
     assert offending == []
+
+
+SOURCE_PACKAGES = ("profiles", "imports", "profiles_site")
+MAX_SOURCE_LINES = 500
+
+
+def _module_name(source: Path) -> str:
+    parts = list(source.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _top_level_imports(source: Path, modules: set[str]) -> set[str]:
+    """The project modules a module imports when it is loaded (not inside functions)."""
+    found: set[str] = set()
+    for node in ast.parse(source.read_text(), filename=str(source)).body:
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for name in names:
+            if name in modules:
+                found.add(name)
+    return found
+
+
+def _project_sources() -> list[Path]:
+    return [
+        source
+        for package in SOURCE_PACKAGES
+        for source in sorted((ROOT / package).rglob("*.py"))
+        if "migrations" not in source.parts
+    ]
+
+
+def test_no_import_cycle_through_top_level_imports():
+    sources = {_module_name(source): source for source in _project_sources()}
+    graph = {name: _top_level_imports(path, set(sources)) for name, path in sources.items()}
+    cycles = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join(path[path.index(target) :] + [target]))
+            elif target not in state:
+                visit(target, path + [target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_no_source_file_holds_more_than_one_idea_by_its_size():
+    oversized = [
+        f"{source.relative_to(ROOT)}: {count} lines"
+        for source in _project_sources()
+        if (count := len(source.read_text().splitlines())) > MAX_SOURCE_LINES
+    ]
+    assert oversized == []
