@@ -67,9 +67,9 @@ import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import IO, Any
 
+from imports.formats import FileFormat, detect_format  # noqa: F401 (re-exported)
 from profiles.commands import (
     ANNOTATION_KEYS,
     LineError,
@@ -79,13 +79,6 @@ from profiles.commands import (
     describe_value,
     identifier_label_of,
 )
-
-
-class FileFormat(StrEnum):
-    NDJSON = "NDJSON"
-    JSON = "JSON"
-    CSV = "CSV"
-    XLSX = "XLSX"
 
 
 class FileError(Exception):
@@ -136,41 +129,6 @@ _UTF8_BOM = codecs.BOM_UTF8
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _READ_CHUNK = 1 << 16
 _SNIFF_BYTES = 1 << 16
-
-
-# --------------------------------------------------------------------------- formats
-
-
-_EXTENSION_FORMATS = {
-    ".ndjson": FileFormat.NDJSON,
-    ".jsonl": FileFormat.NDJSON,
-    ".json": FileFormat.JSON,
-    ".csv": FileFormat.CSV,
-    ".tsv": FileFormat.CSV,
-    ".txt": FileFormat.CSV,
-    ".xlsx": FileFormat.XLSX,
-}
-_MIME_FORMATS = {
-    "application/x-ndjson": FileFormat.NDJSON,
-    "application/ndjson": FileFormat.NDJSON,
-    "application/jsonl": FileFormat.NDJSON,
-    "application/x-jsonlines": FileFormat.NDJSON,
-    "application/json": FileFormat.JSON,
-    "text/csv": FileFormat.CSV,
-    "text/tab-separated-values": FileFormat.CSV,
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": FileFormat.XLSX,
-}
-
-
-def detect_format(filename: str, content_type: str | None = None) -> FileFormat | None:
-    """The format named by the file's extension, else by its MIME type."""
-    extension = os.path.splitext(filename or "")[1].lower()
-    if extension in _EXTENSION_FORMATS:
-        return _EXTENSION_FORMATS[extension]
-    if content_type:
-        mime = content_type.split(";", 1)[0].strip().lower()
-        return _MIME_FORMATS.get(mime)
-    return None
 
 
 def open_reader(

@@ -16,19 +16,13 @@ from django.core.files import File
 from django.db import transaction
 from django.db.models import Q
 
+from imports.formats import FileFormat, format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
-from imports.readers import FileFormat, ReaderOptions
+from imports.readers import ReaderOptions
 from profiles.errors import ProfileError
 from profiles.merge import MergeMode, choose_merge_mode
 from profiles.models import Datamart
 
-FORMAT_OF_MIME_TYPE: dict[str, FileFormat] = {
-    DocumentImport.MimeType.NDJSON: FileFormat.NDJSON,
-    DocumentImport.MimeType.CSV: FileFormat.CSV,
-    DocumentImport.MimeType.JSON: FileFormat.JSON,
-    DocumentImport.MimeType.XLSX: FileFormat.XLSX,
-}
-MIME_TYPE_OF_FORMAT = {fmt: mime for mime, fmt in FORMAT_OF_MIME_TYPE.items()}
 PREVIEW_DIFF_LINES = 20
 PREVIEW_ERRORS = 50
 
@@ -62,7 +56,7 @@ def execution_start(
     fmt = (
         FileFormat(file_format)
         if file_format
-        else FORMAT_OF_MIME_TYPE.get(document_import.mime_type)
+        else format_of_document_mime_type(document_import.mime_type)
     )
     if fmt is None:
         raise ImportRefused(
@@ -204,19 +198,6 @@ def execution_reader_options(execution: Execution) -> ReaderOptions:
 
 # --- failed lines ---------------------------------------------------------------------------
 
-FAILED_LINES_CONTENT_TYPES = {
-    FileFormat.NDJSON: "application/x-ndjson",
-    FileFormat.JSON: "application/json",
-    FileFormat.CSV: "text/csv",
-    FileFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
-_FAILED_LINES_EXTENSIONS = {
-    FileFormat.NDJSON: "ndjson",
-    FileFormat.JSON: "json",
-    FileFormat.CSV: "csv",
-    FileFormat.XLSX: "xlsx",
-}
-
 
 @dataclass(frozen=True)
 class FailedLinesFile:
@@ -236,11 +217,11 @@ def execution_failed_lines(*, execution: Execution) -> FailedLinesFile:
     """The failed-lines file as a stream of bytes; memory stays flat (spooled to disk)."""
     from imports.pipeline import failed_lines_stream
 
-    fmt = FileFormat(execution.file_format or FileFormat.NDJSON)
+    spec = format_spec(execution.file_format or FileFormat.NDJSON)
     stem = os.path.splitext(execution.file_name or f"execution-{execution.pk}")[0]
     return FailedLinesFile(
-        file_name=f"{stem}.failed-lines.{_FAILED_LINES_EXTENSIONS[fmt]}",
-        content_type=FAILED_LINES_CONTENT_TYPES[fmt],
+        file_name=f"{stem}.failed-lines.{spec.extension}",
+        content_type=spec.content_type,
         chunks=failed_lines_stream(execution=execution),
     )
 

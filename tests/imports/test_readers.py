@@ -12,7 +12,6 @@ from imports.readers import (
     FileError,
     FileFormat,
     ReaderOptions,
-    detect_format,
     open_reader,
 )
 from profiles.commands import (
@@ -70,36 +69,6 @@ def write_xlsx(tmp_path, rows: list[list], name: str = "in.xlsx"):
     path = tmp_path / name
     workbook.save(path)
     return path
-
-
-# --------------------------------------------------------------------------- formats
-
-
-@pytest.mark.parametrize(
-    ("filename", "content_type", "expected"),
-    [
-        ("crm.ndjson", None, FileFormat.NDJSON),
-        ("crm.JSONL", None, FileFormat.NDJSON),
-        ("crm.json", None, FileFormat.JSON),
-        ("crm.csv", None, FileFormat.CSV),
-        ("crm.tsv", None, FileFormat.CSV),
-        ("crm.txt", None, FileFormat.CSV),
-        ("crm.xlsx", None, FileFormat.XLSX),
-        ("upload", "application/x-ndjson", FileFormat.NDJSON),
-        ("upload", "application/json; charset=utf-8", FileFormat.JSON),
-        ("upload", "text/csv", FileFormat.CSV),
-        (
-            "upload",
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            FileFormat.XLSX,
-        ),
-        ("crm.csv", "application/json", FileFormat.CSV),
-        ("crm.pdf", "application/pdf", None),
-        ("upload", None, None),
-    ],
-)
-def test_detect_format_by_extension_then_mime(filename, content_type, expected):
-    assert detect_format(filename, content_type) == expected
 
 
 # --------------------------------------------------------------------------- NDJSON
