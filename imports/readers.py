@@ -79,6 +79,7 @@ from profiles.commands import (
     describe_value,
     identifier_label_of,
 )
+from profiles.merge import parse_bool_word
 
 
 class FileError(Exception):
@@ -790,16 +791,12 @@ def _check_headers_do_not_clash(columns: list[FlatColumn]) -> None:
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_TRUE_WORDS = frozenset({"true", "1", "yes"})
-_FALSE_WORDS = frozenset({"false", "0", "no"})
 
 
 def _bool_from_text(text: str) -> bool:
-    word = text.strip().lower()
-    if word in _TRUE_WORDS:
-        return True
-    if word in _FALSE_WORDS:
-        return False
+    flag = parse_bool_word(text)
+    if flag is not None:
+        return flag
     raise _CellProblem(f"{describe_value(text)} is not a boolean (true/false, 1/0, yes/no)")
 
 

@@ -13,6 +13,7 @@ from imports.models import DocumentImport, Execution
 from imports.pipeline import execution_run
 from imports.services import execution_start
 from profiles.errors import ProfileError
+from profiles.merge import parse_bool_word
 from profiles.models import Datamart
 
 SHOWN_ERRORS = 10
@@ -64,7 +65,7 @@ class Command(BaseCommand):
                 "encoding": options["encoding"],
             },
         )
-        merge_objects = options["merge_objects"].strip().lower() in {"true", "1", "yes"}
+        merge_objects = parse_bool_word(options["merge_objects"]) is True
         try:
             with open(path, "rb") as source:
                 execution = execution_start(
