@@ -59,7 +59,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
-from imports.readers import RESERVED_COLUMNS, FileFormat
+from imports.flat_layout import RESERVED_COLUMNS
+from imports.formats import FileFormat
 from profiles.commands import (
     ANNOTATION_KEYS,
     AccountIdentifier,
