@@ -9,8 +9,8 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from import_export.forms import ImportExportFormBase, ImportForm
 
+from imports.formats import FileFormat, detect_format, extensions_help
 from imports.models import DocumentImport
-from imports.readers import FileFormat, detect_format
 from profiles.admin_scope import ScopedModelForm, scope_queryset
 from profiles.merge import Strategy
 from profiles.models import Datamart
@@ -105,7 +105,7 @@ class ProfileImportForm(ImportForm):
         fmt.required = False
         fmt.label = "Format"
         fmt.choices = [("", "Detect from the file name"), *_format_choices(formats)]
-        fmt.help_text = ".csv .tsv .txt → CSV, .xlsx → XLSX, .json → JSON, .ndjson .jsonl → NDJSON."
+        fmt.help_text = extensions_help([format_class.file_format for format_class in formats])
         _scope_datamarts(self, datamart_ids)
         self.fields["document_import"].queryset = scope_queryset(
             DocumentImport.objects.select_related("datamart"), datamart_ids, "datamart_id"

@@ -22,9 +22,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 
+from imports.formats import FileFormat, format_spec
 from imports.models import ExportJob
-from imports.readers import FileFormat
-from imports.resources import UserProfileResource, format_class_for
+from imports.resources import UserProfileResource
 from imports.uploads import MovableFile
 from profiles.admin_scope import user_datamart_ids
 from profiles.errors import ProfileError
@@ -38,7 +38,7 @@ class ExportRefused(ProfileError):
 
 
 def export_file_name(datamart: Datamart, file_format: FileFormat | str) -> str:
-    extension = format_class_for(file_format)().get_extension()
+    extension = format_spec(file_format).extension
     return f"profiles-datamart-{datamart.pk}-{timezone.now():%Y%m%d-%H%M%S}.{extension}"
 
 

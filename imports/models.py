@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from imports.formats import FileFormat, format_spec
 from profiles.models import ApiToken, Datamart, epoch_ms
 
 
@@ -14,13 +15,11 @@ class DocumentImport(models.Model):
         USER_PROFILE = "USER_PROFILE"
 
     class MimeType(models.TextChoices):
-        NDJSON = "APPLICATION_X_NDJSON", "NDJSON (application/x-ndjson)"
-        CSV = "TEXT_CSV", "CSV (text/csv)"
-        JSON = "APPLICATION_JSON", "JSON array (application/json)"
-        XLSX = (
-            "APPLICATION_XLSX",
-            "Excel (application/vnd.openxmlformats-officedocument.spreadsheetml.sheet)",
-        )
+        # Values and labels come from the one format table (imports.formats).
+        NDJSON = format_spec(FileFormat.NDJSON).document_mime_choice
+        CSV = format_spec(FileFormat.CSV).document_mime_choice
+        JSON = format_spec(FileFormat.JSON).document_mime_choice
+        XLSX = format_spec(FileFormat.XLSX).document_mime_choice
 
     datamart = models.ForeignKey(
         Datamart, on_delete=models.CASCADE, related_name="document_imports"

@@ -13,8 +13,9 @@ from itertools import islice
 from django.conf import settings
 from django.db import transaction
 
+from imports.formats import FileFormat
 from imports.models import Execution
-from imports.readers import FileError, FileFormat, ImportRecord, ReaderOptions, open_reader
+from imports.readers import FileError, ImportRecord, ReaderOptions, open_reader
 from profiles.commands import ProfileCommand
 from profiles.engine import BatchResult, ProfileDiff, commands_apply, with_retries
 from profiles.history import ChangeSource

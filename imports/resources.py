@@ -2,7 +2,7 @@
 
 The four formats of the screens are django-import-export format classes (CSV, XLSX and JSON
 are its own, NDJSON is a small one here), each tied to the `FileFormat` our readers and writers
-know. Imports never go through django-import-export's `import_data` (it holds the whole file in
+know, whose extension and content type they take from `imports.formats`. Imports never go through django-import-export's `import_data` (it holds the whole file in
 memory and writes in the request): the admin previews with `imports.services.import_preview`
 and runs the file with an execution. Exports go through `UserProfileResource`, which turns a
 queryset of profiles into export items and writes them with `imports.writers`, in the layout
@@ -22,7 +22,7 @@ import tablib
 from import_export import fields, resources
 from import_export.formats import base_formats
 
-from imports.readers import FileFormat
+from imports.formats import FileFormat, format_spec
 from imports.writers import (
     ExportItem,
     profile_rows_to_flat,
@@ -39,40 +39,41 @@ _STREAM_BLOCK = 1 << 16
 # --------------------------------------------------------------------------- formats
 
 
-class CsvFormat(base_formats.CSV):
+class _TableFormat:
+    """Title, extension and content type (CONTENT_TYPE) of a format, from the one table."""
+
+    file_format: FileFormat
+    CONTENT_TYPE: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.CONTENT_TYPE = format_spec(cls.file_format).content_type
+
+    def get_title(self) -> str:
+        return self.file_format.value.lower()
+
+    def get_extension(self) -> str:
+        return format_spec(self.file_format).extension
+
+
+class CsvFormat(_TableFormat, base_formats.CSV):
     file_format = FileFormat.CSV
 
-    def get_title(self) -> str:
-        return "csv"
 
-
-class XlsxFormat(base_formats.XLSX):
+class XlsxFormat(_TableFormat, base_formats.XLSX):
     file_format = FileFormat.XLSX
 
-    def get_title(self) -> str:
-        return "xlsx"
 
-
-class JsonFormat(base_formats.JSON):
+class JsonFormat(_TableFormat, base_formats.JSON):
     """A JSON array of import commands (SPEC §2)."""
 
     file_format = FileFormat.JSON
 
-    def get_title(self) -> str:
-        return "json"
 
-
-class NdjsonFormat(base_formats.TextFormat):
+class NdjsonFormat(_TableFormat, base_formats.TextFormat):
     """Newline-delimited JSON, one import command per line: the platform's own format."""
 
     file_format = FileFormat.NDJSON
-    CONTENT_TYPE = "application/x-ndjson"
-
-    def get_title(self) -> str:
-        return "ndjson"
-
-    def get_extension(self) -> str:
-        return "ndjson"
 
     def get_format(self):
         return self  # no tablib module: the two methods below are the whole format

@@ -17,8 +17,6 @@ whose heartbeat is fresh. `attempts` counts the runs started at the same checkpo
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import logging
 import math
 import os
@@ -41,10 +39,6 @@ from imports.readers import (
     ImportRecord,
     Reader,
     ReaderOptions,
-    _JsonArraySplitter,
-    _read_bounded_line,
-    _resolve_encoding,
-    _skip_bom,
     open_reader,
 )
 from profiles.commands import LineError
@@ -260,45 +254,6 @@ def _finish(run: _Run, status: str, *, error_code: str = "", error_message: str 
         run.execution.transition(status, error_code=error_code, error_message=error_message)
 
 
-def _count_records(reader: Reader) -> int | None:
-    """The number of records, when it is cheap to know before applying (NDJSON, CSV, JSON)."""
-    try:
-        if reader.format is FileFormat.NDJSON:
-            return _count_ndjson_records(reader)
-        if reader.format is FileFormat.CSV:
-            return _count_csv_records(reader)
-        if reader.format is FileFormat.JSON:
-            with open(reader.path, "rb") as stream:
-                start = _skip_bom(stream, _resolve_encoding(reader.options.encoding))
-                splitter = _JsonArraySplitter(
-                    stream, offset=start, resume=False, max_bytes=reader.options.max_line_bytes
-                )
-                return sum(1 for _ in splitter.elements())
-    except (FileError, OSError, csv.Error, UnicodeError, ValueError):
-        return None
-    return None
-
-
-def _count_ndjson_records(reader: Reader) -> int:
-    count = 0
-    with open(reader.path, "rb") as stream:
-        _skip_bom(stream, _resolve_encoding(reader.options.encoding))
-        while (physical := _read_bounded_line(stream, reader.options.max_line_bytes)) is not None:
-            if physical.content is None or physical.content.strip():
-                count += 1
-    return count
-
-
-def _count_csv_records(reader: Reader) -> int:
-    encoding = _resolve_encoding(reader.options.encoding)
-    with open(reader.path, "rb") as stream:
-        _skip_bom(stream, encoding)
-        text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
-        rows = csv.reader(text, delimiter=reader.delimiter or ",")
-        count = sum(1 for cells in rows if any(cells))
-    return max(0, count - 1)  # the header
-
-
 def _records_after(reader: Reader, execution: Execution) -> Iterator[ImportRecord]:
     if not execution.checkpoint_line:
         return reader.iterate()
@@ -365,7 +320,7 @@ def _run(run: _Run) -> None:
     if reader.headers is not None and execution.headers is None:
         described["headers"] = reader.headers
     if execution.total_lines is None:
-        total = _count_records(reader)
+        total = reader.count_records()
         if total is not None:
             described["total_lines"] = total
     if described:

@@ -19,23 +19,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from imports.formats import FileFormat, format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
 from imports.preview import ImportPreview, preview_file
-from imports.readers import FileFormat, ReaderOptions
+from imports.readers import ReaderOptions
 from imports.tasks import run_execution
 from imports.writers import write_failed_lines
 from profiles.commands import LineError
 from profiles.errors import ProfileError
 from profiles.merge import MergeMode, choose_merge_mode
 from profiles.models import Datamart
-
-FORMAT_OF_MIME_TYPE: dict[str, FileFormat] = {
-    DocumentImport.MimeType.NDJSON: FileFormat.NDJSON,
-    DocumentImport.MimeType.CSV: FileFormat.CSV,
-    DocumentImport.MimeType.JSON: FileFormat.JSON,
-    DocumentImport.MimeType.XLSX: FileFormat.XLSX,
-}
-MIME_TYPE_OF_FORMAT = {fmt: mime for mime, fmt in FORMAT_OF_MIME_TYPE.items()}
 
 
 class ImportRefused(ProfileError):
@@ -67,7 +60,7 @@ def execution_start(
     fmt = (
         FileFormat(file_format)
         if file_format
-        else FORMAT_OF_MIME_TYPE.get(document_import.mime_type)
+        else format_of_document_mime_type(document_import.mime_type)
     )
     if fmt is None:
         raise ImportRefused(
@@ -199,19 +192,6 @@ def execution_reader_options(execution: Execution) -> ReaderOptions:
 
 # --- failed lines ---------------------------------------------------------------------------
 
-FAILED_LINES_CONTENT_TYPES = {
-    FileFormat.NDJSON: "application/x-ndjson",
-    FileFormat.JSON: "application/json",
-    FileFormat.CSV: "text/csv",
-    FileFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
-_FAILED_LINES_EXTENSIONS = {
-    FileFormat.NDJSON: "ndjson",
-    FileFormat.JSON: "json",
-    FileFormat.CSV: "csv",
-    FileFormat.XLSX: "xlsx",
-}
-
 
 @dataclass(frozen=True)
 class FailedLinesFile:
@@ -259,11 +239,11 @@ def _failed_lines_stream(*, execution: Execution, block_size: int = 1 << 16) -> 
 
 def execution_failed_lines(*, execution: Execution) -> FailedLinesFile:
     """The failed-lines file as a stream of bytes; memory stays flat (spooled to disk)."""
-    fmt = FileFormat(execution.file_format or FileFormat.NDJSON)
+    spec = format_spec(execution.file_format or FileFormat.NDJSON)
     stem = os.path.splitext(execution.file_name or f"execution-{execution.pk}")[0]
     return FailedLinesFile(
-        file_name=f"{stem}.failed-lines.{_FAILED_LINES_EXTENSIONS[fmt]}",
-        content_type=FAILED_LINES_CONTENT_TYPES[fmt],
+        file_name=f"{stem}.failed-lines.{spec.extension}",
+        content_type=spec.content_type,
         chunks=_failed_lines_stream(execution=execution),
     )
 

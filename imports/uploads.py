@@ -22,9 +22,8 @@ from django.core.files.move import file_move_safe
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 
+from imports.formats import FileFormat, format_spec
 from imports.models import DocumentImport
-from imports.readers import FileFormat
-from imports.services import MIME_TYPE_OF_FORMAT
 from profiles.models import Datamart
 
 STAGED_DIR = "imports/staged"
@@ -142,7 +141,7 @@ def estimated_lines(path: str, file_format: FileFormat) -> int | None:
 
 def document_import_for_upload(*, datamart: Datamart, file_format: FileFormat) -> DocumentImport:
     """The definition back-office uploads run through when staff pick none: one per format."""
-    mime_type = MIME_TYPE_OF_FORMAT[FileFormat(file_format)]
+    mime_type = format_spec(file_format).document_mime_type
     document_import, _ = DocumentImport.objects.get_or_create(
         datamart=datamart,
         name=f"Back-office uploads ({FileFormat(file_format).value})",

@@ -44,8 +44,20 @@ class StrategyError(ProfileError):
 
 # Choosing the mode (SPEC §2 rule 3)
 
-_TRUE_WORDS = frozenset({"true", "1", "yes"})
-_FALSE_WORDS = frozenset({"false", "0", "no"})
+# The words a flag may be written as, whatever the case and outer spaces (CSV cells,
+# command-line options); the one list for every reader of a boolean text.
+TRUE_WORDS = frozenset({"true", "1", "yes"})
+FALSE_WORDS = frozenset({"false", "0", "no"})
+
+
+def parse_bool_word(text: str) -> bool | None:
+    """True or False for one of the words above, else None."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
 
 
 def _shown(value: object) -> str:
@@ -62,13 +74,11 @@ def _parse_flag(value: object, *, field: str, code: str) -> bool | None:
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     if isinstance(value, str):
-        word = value.strip().lower()
-        if not word:
+        if not value.strip():
             return None
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
+        flag = parse_bool_word(value)
+        if flag is not None:
+            return flag
     raise StrategyError(code, f"{field} must be true or false, got {_shown(value)}", field=field)
 
 

@@ -20,6 +20,7 @@ from profiles.merge import (
     deep_merge,
     force_replace,
     json_equal,
+    parse_bool_word,
     partial_delete,
     partial_update,
 )
@@ -443,6 +444,25 @@ def test_choose_merge_mode_reads_csv_booleans(text, expected):
     assert choose_merge_mode(force_replace=False, merge_objects=text).merge_objects is expected
     replaced = choose_merge_mode(force_replace=text).strategy is Strategy.FORCE_REPLACE
     assert replaced is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("true", True),
+        (" YES ", True),
+        ("1", True),
+        ("False", False),
+        ("no", False),
+        ("0", False),
+        ("", None),
+        ("t", None),
+        ("maybe", None),
+        ("2", None),
+    ],
+)
+def test_bool_words_are_the_one_list_every_reader_uses(text, expected):
+    assert parse_bool_word(text) is expected
 
 
 @pytest.mark.parametrize(

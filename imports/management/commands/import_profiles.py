@@ -8,11 +8,12 @@ import sys
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
+from imports.formats import FileFormat, detect_format, format_spec
 from imports.models import DocumentImport, Execution
-from imports.readers import FileFormat, detect_format
 from imports.runner import execution_run
-from imports.services import MIME_TYPE_OF_FORMAT, execution_start
+from imports.services import execution_start
 from profiles.errors import ProfileError
+from profiles.merge import parse_bool_word
 from profiles.models import Datamart
 
 SHOWN_ERRORS = 10
@@ -59,9 +60,12 @@ class Command(BaseCommand):
         document_import, _ = DocumentImport.objects.get_or_create(
             datamart=datamart,
             name=f"import_profiles command ({fmt.value})",
-            defaults={"mime_type": MIME_TYPE_OF_FORMAT[fmt], "encoding": options["encoding"]},
+            defaults={
+                "mime_type": format_spec(fmt).document_mime_type,
+                "encoding": options["encoding"],
+            },
         )
-        merge_objects = options["merge_objects"].strip().lower() in {"true", "1", "yes"}
+        merge_objects = parse_bool_word(options["merge_objects"]) is True
         try:
             with open(path, "rb") as source:
                 execution = execution_start(

@@ -1,0 +1,92 @@
+"""The failed-lines file of an execution (SPEC.md §4), in the source format and encoding.
+
+Failed lines are written in the source format with `_line` and `_error` added
+(first keys of an object; last two columns of a row, under the source header and
+delimiter), and the readers ignore those two names, so the file can be fixed and
+uploaded again. A line that did not parse as JSON is written back verbatim (it
+needs fixing anyway; undecodable bytes as the very bytes); a line too long to
+keep is written as an object holding only `_line` and `_error`. Cells are
+written back as they came: they are the client's own data.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, BinaryIO
+
+from imports.formats import FileFormat
+from imports.writers.sheets import write_csv, write_xlsx
+from profiles.commands import ANNOTATION_KEYS, LineError
+
+
+def write_failed_lines(
+    errors: Iterable[LineError],
+    fmt: FileFormat,
+    out: BinaryIO,
+    *,
+    headers: list[str] | None = None,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+) -> int:
+    """Write the failed lines in the source format; returns how many were written.
+
+    `headers` (CSV/XLSX) is the source header, `reader.headers`; without it the
+    columns are gathered from the errors' rows.
+    """
+    fmt = FileFormat(fmt)
+    if fmt in (FileFormat.NDJSON, FileFormat.JSON):
+        return _write_failed_json(errors, out, as_array=fmt is FileFormat.JSON, encoding=encoding)
+    errors = list(errors) if headers is None else errors
+    columns = [h for h in (headers or _headers_of(errors)) if h not in ANNOTATION_KEYS]
+    rows = (_failed_row(error, columns) for error in errors)
+    header_row = [*columns, "_line", "_error"]
+    if fmt is FileFormat.CSV:
+        return write_csv(header_row, rows, out, delimiter=delimiter, encoding=encoding)
+    return write_xlsx(header_row, rows, out)
+
+
+def _headers_of(errors: Iterable[LineError]) -> list[str]:
+    seen: dict[str, None] = {}
+    for error in errors:
+        if isinstance(error.raw, Mapping):
+            seen.update(dict.fromkeys(error.raw))
+    return list(seen)
+
+
+def _failed_row(error: LineError, columns: list[str]) -> list[Any]:
+    raw = error.raw if isinstance(error.raw, Mapping) else {}
+    return [*(raw.get(column) for column in columns), error.line, error.message]
+
+
+def _failed_json_record(error: LineError, encoding: str) -> bytes:
+    if isinstance(error.raw, bytes):
+        return error.raw  # undecodable: give back the very bytes
+    if isinstance(error.raw, str):
+        return error.raw.encode(encoding, errors="replace")
+    body = error.raw if isinstance(error.raw, Mapping) else {}
+    annotated = {"_line": error.line, "_error": error.message}
+    annotated.update((key, value) for key, value in body.items() if key not in ANNOTATION_KEYS)
+    # \u escapes keep any text writable in a one-byte source encoding.
+    ascii_only = codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig")
+    text = json.dumps(annotated, ensure_ascii=ascii_only, separators=(",", ":"))
+    return text.encode(encoding)
+
+
+def _write_failed_json(
+    errors: Iterable[LineError], out: BinaryIO, *, as_array: bool, encoding: str
+) -> int:
+    count = 0
+    if as_array:
+        out.write(b"[")
+    for error in errors:
+        if as_array:
+            out.write(b",\n" if count else b"\n")
+            out.write(_failed_json_record(error, encoding))
+        else:
+            out.write(_failed_json_record(error, encoding) + b"\n")
+        count += 1
+    if as_array:
+        out.write(b"\n]\n")
+    return count
