@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample
 
+from imports.formats import FileFormat, format_spec
+
 DOCUMENT_IMPORT_EXAMPLE = OpenApiExample(
     "NDJSON profile import",
     request_only=True,
@@ -30,9 +32,4 @@ NDJSON_UPLOAD_EXAMPLE = OpenApiExample(
     ),
 )
 _BINARY = {"type": "string", "format": "binary"}
-UPLOAD_REQUEST = {
-    "application/x-ndjson": _BINARY,
-    "text/csv": _BINARY,
-    "application/json": _BINARY,
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": _BINARY,
-}
+UPLOAD_REQUEST = {format_spec(file_format).content_type: _BINARY for file_format in FileFormat}

@@ -21,6 +21,7 @@ from imports.api.serializers import (
     ExecutionErrorSerializer,
     ExecutionSerializer,
 )
+from imports.formats import format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
 from imports.services import execution_cancel, execution_start
 from profiles.api import schema as docs
@@ -30,21 +31,6 @@ from profiles.api.pagination import keyset_page
 from profiles.api.paths import bad_request
 from profiles.api.views import DatamartView, page_response
 from profiles.merge import choose_merge_mode
-
-UPLOAD_MIME_TYPES = {
-    DocumentImport.MimeType.NDJSON: ("application/x-ndjson", "application/ndjson"),
-    DocumentImport.MimeType.CSV: ("text/csv",),
-    DocumentImport.MimeType.JSON: ("application/json",),
-    DocumentImport.MimeType.XLSX: (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ),
-}
-UPLOAD_EXTENSIONS = {
-    DocumentImport.MimeType.NDJSON: "ndjson",
-    DocumentImport.MimeType.CSV: "csv",
-    DocumentImport.MimeType.JSON: "json",
-    DocumentImport.MimeType.XLSX: "xlsx",
-}
 
 
 class DocumentImportListView(DatamartView):
@@ -151,7 +137,8 @@ class ExecutionListView(DocumentImportScopedView):
     )
     def post(self, request, dm, import_id):
         document_import = self.get_document_import(import_id)
-        accepted = UPLOAD_MIME_TYPES[document_import.mime_type]
+        spec = format_spec(format_of_document_mime_type(document_import.mime_type))
+        accepted = spec.upload_content_types
         given = request.content_type.partition(";")[0].strip().lower()
         if given not in accepted:
             raise UnsupportedMediaType(
@@ -172,7 +159,7 @@ class ExecutionListView(DocumentImportScopedView):
             raise bad_request("EMPTY_FILE", "the body is empty: send the file as the body")
         file_name = upload.name
         if file_name == RawUploadParser.UNNAMED:
-            file_name = f"upload.{UPLOAD_EXTENSIONS[document_import.mime_type]}"
+            file_name = f"upload.{spec.extension}"
         user = request.user
         try:
             execution = execution_start(
