@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 from django.http import StreamingHttpResponse
 
-from imports import resources
+from imports import export_files
 from imports.exports import export_job_run
 from imports.models import ExportJob
 from imports.pipeline import execution_run
@@ -254,7 +254,7 @@ def test_json_export_is_an_array_of_force_replace_commands(importer_client, crow
 
 
 def test_ndjson_export_streams_in_chunks_as_rows_are_read(importer_client, crowd, monkeypatch):
-    monkeypatch.setattr(resources, "EXPORT_BATCH", 2)
+    monkeypatch.setattr(export_files, "EXPORT_BATCH", 2)
     chunks = [chunk for chunk in export(importer_client, "NDJSON").streaming_content if chunk]
     assert len(chunks) == 3  # 5 profiles, 2 at a time
     assert sum(chunk.count(b"\n") for chunk in chunks) == len(crowd)

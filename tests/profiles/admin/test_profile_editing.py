@@ -138,7 +138,7 @@ def test_a_refusal_raised_by_the_service_itself_is_shown_not_a_crash(
     def stale(**kwargs):
         raise ProfileError("STALE_PROFILE", "this profile was changed by someone else")
 
-    monkeypatch.setattr("profiles.admin.profile_upsert", stale)
+    monkeypatch.setattr("profiles.admin.user_profiles.profile_upsert", stale)
     response = change(login(alice), profile, {"firstname": "Late"})
     assert response.status_code == 302
     assert "changed by someone else" in shown_messages(response)[0]
@@ -223,7 +223,7 @@ def test_deleting_a_profile_is_recorded_in_the_points_history(profile, alice, lo
 def test_deleting_more_profiles_at_once_than_the_limit_is_refused(
     datamart, make_profile, alice, login, monkeypatch
 ):
-    monkeypatch.setattr("profiles.admin_scope.BULK_DELETE_LIMIT", 2)
+    monkeypatch.setattr("profiles.admin.scoping.BULK_DELETE_LIMIT", 2)
     profiles = [make_profile(datamart, f"bulk-{number}", {}) for number in range(3)]
     response = login(alice).post(
         PROFILES,
