@@ -1,10 +1,11 @@
-"""Profile exports: the queryset the profile list shows, written in the layout of SPEC §3.
+"""Profile exports: the profiles the list shows, written in the layout of SPEC §3.
 
 Small exports stream from the request; above `EXPORT_BACKGROUND_ROWS` profiles an `ExportJob`
 is queued on commit and a worker writes the file (`export_job_run`, idempotent: running it
-again writes the same file). The worker rebuilds the profile list from the job's filters for
-the user who asked, through the same admin code, so the file holds exactly what the list
-showed that user, and nothing of a datamart they no longer see.
+again writes the same file). The job keeps the list's query string; the worker reads the
+profiles through the list's own selector (`profiles.selectors.user_profiles_for_list`) for the
+user who asked, so the file holds what the list showed that user, and nothing of a datamart
+they no longer see.
 """
 
 from __future__ import annotations
@@ -14,21 +15,20 @@ import os
 import tempfile
 
 from django.conf import settings
-from django.contrib import admin
-from django.contrib.messages.storage.base import BaseStorage
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, QueryDict
+from django.http import QueryDict
 from django.utils import timezone
 
+from imports.export_files import export_write
 from imports.formats import FileFormat, format_spec
 from imports.models import ExportJob
-from imports.resources import UserProfileResource
 from imports.uploads import MovableFile
-from profiles.admin_scope import user_datamart_ids
 from profiles.errors import ProfileError
 from profiles.models import Datamart, UserProfile
+from profiles.permissions import EXPORT_PROFILES
+from profiles.selectors import ProfileListFilters, datamart_ids_visible_to, user_profiles_for_list
 
 logger = logging.getLogger(__name__)
 
@@ -71,27 +71,17 @@ def export_job_start(
     return job
 
 
-def _list_request(user, filters: str) -> HttpRequest:
-    """A GET of the profile list by `user` with these filters, as the admin's code reads it."""
-    request = HttpRequest()
-    request.method = "GET"
-    request.GET = QueryDict(filters)
-    request.user = user
-    request._messages = BaseStorage(request)  # a bad filter's message goes nowhere
-    return request
-
-
-def export_queryset_for(*, user, datamart: Datamart, filters: str) -> QuerySet:
-    """The profiles the list shows `user` with `filters`, in `datamart`; refused when that user
-    may no longer export or see the datamart."""
-    model_admin = admin.site.get_model_admin(UserProfile)
-    request = _list_request(user, filters)
-    if not user.is_active or not model_admin.has_export_permission(request):
+def export_profiles_for(*, user, datamart: Datamart, filters: str) -> QuerySet[UserProfile]:
+    """The profiles the list shows `user` with `filters` (its query string), in `datamart`;
+    refused when that user may no longer export or see the datamart."""
+    if not user.is_active or not user.has_perm(EXPORT_PROFILES):
         raise ExportRefused("EXPORT_REFUSED", f"{user} may not export profiles any more")
-    visible = user_datamart_ids(request)
+    visible = datamart_ids_visible_to(user=user)
     if visible is not None and datamart.pk not in visible:
         raise ExportRefused("EXPORT_REFUSED", f"{user} does not see datamart {datamart} any more")
-    return model_admin.get_export_queryset(request).filter(datamart=datamart)
+    return user_profiles_for_list(
+        user=user, datamart=datamart, filters=ProfileListFilters.from_query(QueryDict(filters))
+    )
 
 
 def export_job_run(*, export_job_id: int) -> None:
@@ -108,10 +98,10 @@ def export_job_run(*, export_job_id: int) -> None:
     handle, path = tempfile.mkstemp(dir=directory, suffix=".part")
     try:
         with os.fdopen(handle, "wb") as out:
-            queryset = export_queryset_for(
+            queryset = export_profiles_for(
                 user=job.created_by, datamart=job.datamart, filters=job.filters
             )
-            rows = UserProfileResource().write(queryset, FileFormat(job.file_format), out)
+            rows = export_write(queryset, job.file_format, out)
         with MovableFile(path) as written:
             job.file.save(export_file_name(job.datamart, job.file_format), written, save=False)
     except Exception as problem:

@@ -1,13 +1,22 @@
-"""Every read of the domain that the API (and anything else) needs, scoped to one datamart."""
+"""Every read of the domain that the API (and anything else) needs, scoped to one datamart.
+
+The back-office's lists read here too: `user_profiles_for_list` is the profile list's rows
+for its filters and search, which the list and the export worker both use.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import reduce
+from operator import or_
 from typing import Any
 
-from django.db.models import QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.http import QueryDict
 
 from profiles.compartments import DatamartCompartments
 from profiles.errors import ProfileError
@@ -17,11 +26,14 @@ from profiles.models import (
     Datamart,
     DatamartMembership,
     ProfileChange,
+    UserAccount,
+    UserAgent,
+    UserEmail,
     UserPoint,
     UserProfile,
 )
 from profiles.points import identifier_key, points_find
-from profiles.property_paths import property_filter_q
+from profiles.property_paths import property_expression_parse, property_filter_q
 
 # A user point named by its id, or by one of its identifiers (the REST API's selectors).
 UserPointSelector = uuid.UUID | Identifier
@@ -171,3 +183,200 @@ def profile_search(
     if after_id is not None:
         queryset = queryset.filter(id__gt=after_id)
     return list(queryset.select_related("compartment").order_by("id")[:limit])
+
+
+# --- the back-office lists -------------------------------------------------------------------
+
+
+def datamart_ids_visible_to(*, user: Any) -> list[int] | None:
+    """The datamarts a back-office user sees: None for an active superuser (all of them), the
+    memberships of active staff, none for anyone else.
+
+    Kept on the user object for its lifetime (one request, one export run), like Django's
+    permission cache.
+    """
+    if not hasattr(user, "_profiles_datamart_ids"):
+        if user.is_active and user.is_superuser:
+            ids = None
+        elif user.is_active and user.is_staff:
+            ids = sorted(user.datamart_memberships.values_list("datamart_id", flat=True))
+        else:
+            ids = []
+        user._profiles_datamart_ids = ids
+    return user._profiles_datamart_ids
+
+
+def datamart_ids_or_all(ids: list[int] | None) -> list[int]:
+    """`datamart_ids_visible_to` as a concrete list, for lookups that need `datamart_id IN (…)`
+    to use an index."""
+    return list(Datamart.objects.values_list("id", flat=True)) if ids is None else ids
+
+
+def point_ids_matching(term: str, *, datamart_ids: list[int]) -> list:
+    """User points named by an exact account id, email hash, user agent id or point id.
+
+    Each lookup names the datamarts (and compartments) explicitly, so it is served by the
+    unique indexes that lead with them, never by a scan.
+    """
+    if not datamart_ids:
+        return []
+    compartment_ids = list(
+        Compartment.objects.filter(datamart_id__in=datamart_ids).values_list("id", flat=True)
+    )
+    found: set = set()
+    found.update(
+        UserAccount.objects.filter(
+            compartment_id__in=compartment_ids, user_account_id=term
+        ).values_list("user_point_id", flat=True)
+    )
+    found.update(
+        UserEmail.objects.filter(datamart_id__in=datamart_ids, email_hash=term).values_list(
+            "user_point_id", flat=True
+        )
+    )
+    found.update(
+        UserAgent.objects.filter(datamart_id__in=datamart_ids, user_agent_id=term).values_list(
+            "user_point_id", flat=True
+        )
+    )
+    with contextlib.suppress(ValueError):
+        found.add(uuid.UUID(term))
+    return sorted(found, key=str)
+
+
+def own_account_q(term: str, *, datamart_ids: list[int]) -> Q:
+    """Profiles whose own account id is `term`, by the (datamart, compartment, account) index."""
+    compartment_ids = list(
+        Compartment.objects.filter(datamart_id__in=datamart_ids).values_list("id", flat=True)
+    )
+    return Q(datamart_id__in=datamart_ids, compartment_id__in=compartment_ids, user_account_id=term)
+
+
+def profile_search_q(term: str, *, datamart_ids: list[int]) -> Q:
+    """Search of profiles: the profile's own account id, or any identifier of its point."""
+    query = own_account_q(term, datamart_ids=datamart_ids)
+    point_ids = point_ids_matching(term, datamart_ids=datamart_ids)
+    if point_ids:
+        query |= Q(user_point_id__in=point_ids)
+    return query
+
+
+# The profile list's query string parameters; an export job keeps that query string.
+DATAMART_PARAMETER = "datamart"
+COMPARTMENT_PARAMETER = "compartment"
+MODIFIED_FROM_PARAMETER = "last_modified_ts__gte"
+MODIFIED_BEFORE_PARAMETER = "last_modified_ts__lt"
+PROPERTY_PARAMETER = "property"
+SEARCH_PARAMETER = "q"
+# Not the list's own sort (`o`, column positions): field names, kept with an export job.
+ORDERING_PARAMETER = "ordering"
+PROFILE_LIST_FILTER_PARAMETERS = (
+    DATAMART_PARAMETER,
+    COMPARTMENT_PARAMETER,
+    MODIFIED_FROM_PARAMETER,
+    MODIFIED_BEFORE_PARAMETER,
+    PROPERTY_PARAMETER,
+)
+# The list's default order, newest change first (served by an index).
+PROFILE_LIST_ORDERING = ("-last_modified_ts", "-id")
+
+
+@dataclass(frozen=True)
+class ProfileListFilters:
+    """The profile list's filters, search and order, as its query string gives them (None:
+    absent).
+
+    Each filter reads its parameter's last value, as the admin's filters do; the last-modified
+    bounds keep every value (several are OR-ed, like Django's date filter). `ordering` names
+    UserProfile fields, `-` for descending.
+    """
+
+    datamart: str | None = None
+    compartment: str | None = None
+    modified_from: tuple[str, ...] = ()
+    modified_before: tuple[str, ...] = ()
+    property_expression: str = ""
+    search: str = ""
+    ordering: tuple[str, ...] = PROFILE_LIST_ORDERING
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> ProfileListFilters:
+        return cls(
+            datamart=query.get(DATAMART_PARAMETER),
+            compartment=query.get(COMPARTMENT_PARAMETER),
+            modified_from=tuple(query.getlist(MODIFIED_FROM_PARAMETER)),
+            modified_before=tuple(query.getlist(MODIFIED_BEFORE_PARAMETER)),
+            property_expression=query.get(PROPERTY_PARAMETER, ""),
+            search=query.get(SEARCH_PARAMETER, ""),
+            ordering=tuple(filter(None, query.get(ORDERING_PARAMETER, "").split(",")))
+            or PROFILE_LIST_ORDERING,
+        )
+
+
+def _by_id(queryset: QuerySet, field_name: str, value: str) -> QuerySet:
+    """A filter on one foreign key's id: a value that is not an id matches nothing."""
+    if not value.isdigit():
+        return queryset.none()
+    return queryset.filter(**{field_name: int(value)})
+
+
+def _modified_filter(queryset: QuerySet, parameter: str, values: tuple[str, ...]) -> QuerySet:
+    """A last-modified bound; several values of one bound are OR-ed, as Django's date filter does."""
+    try:
+        return queryset.filter(reduce(or_, (Q((parameter, value)) for value in values)))
+    except (ValidationError, ValueError) as error:  # the field parses each value here
+        raise ProfileError(
+            "INVALID_FILTER", f"{parameter}: {values[-1]!r} is not a date", field=parameter
+        ) from error
+
+
+def _checked_ordering(ordering: tuple[str, ...]) -> tuple[str, ...]:
+    fields = {"pk"} | {field.name for field in UserProfile._meta.concrete_fields}
+    for item in ordering:
+        if item.removeprefix("-") not in fields:
+            raise ProfileError(
+                "INVALID_ORDERING",
+                f"profiles cannot be ordered by {item!r}",
+                field=ORDERING_PARAMETER,
+            )
+    return ordering
+
+
+def user_profiles_for_list(
+    *, user: Any, filters: ProfileListFilters, datamart: Datamart | None = None
+) -> QuerySet[UserProfile]:
+    """The profiles the back-office list shows `user` with `filters`, in their order (newest
+    change first unless they say otherwise); only those of `datamart` when given (an export
+    holds one datamart).
+
+    Scoped to the user's datamarts. The datamart filter applies only for a user who sees
+    several datamarts (the list offers it to them alone). A property expression that is not
+    `path=value`, a bound that is not a date or an unknown order field raises ProfileError
+    (`field` names the parameter).
+    """
+    visible = datamart_ids_visible_to(user=user)
+    queryset = UserProfile.objects.all()
+    if visible is not None:
+        queryset = queryset.filter(datamart_id__in=visible)
+    if datamart is not None:
+        queryset = queryset.filter(datamart=datamart)
+    if filters.datamart is not None and len(datamart_ids_or_all(visible)) > 1:
+        queryset = _by_id(queryset, "datamart_id", filters.datamart)
+    if filters.compartment is not None:
+        queryset = _by_id(queryset, "compartment_id", filters.compartment)
+    for parameter, values in (
+        (MODIFIED_FROM_PARAMETER, filters.modified_from),
+        (MODIFIED_BEFORE_PARAMETER, filters.modified_before),
+    ):
+        if values:
+            queryset = _modified_filter(queryset, parameter, values)
+    expression = filters.property_expression.strip()
+    if expression:
+        path, value = property_expression_parse(expression)
+        queryset = queryset.filter(property_filter_q(path, value))
+    term = filters.search.strip()
+    if term:
+        queryset = queryset.filter(
+            profile_search_q(term, datamart_ids=datamart_ids_or_all(visible))
+        )
+    return queryset.order_by(*_checked_ordering(filters.ordering))

@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
 
+from imports.formats import FileFormat, detect_format
 from imports.models import DocumentImport, Execution
-from imports.readers import FileFormat, detect_format
 from imports.runner import execution_run
 from imports.services import execution_start
 from imports.uploads import document_import_for_upload
@@ -261,40 +261,3 @@ def test_viewers_of_executions_may_read_but_not_cancel_or_download(
     assert "SUCCEEDED" in page and 'id="failed-lines"' not in page
     assert client.get(f"{EXECUTIONS}{finished.pk}/failed-lines/").status_code == 403
     assert client.post(f"{EXECUTIONS}{finished.pk}/cancel/").status_code == 403
-
-
-def test_document_imports_are_listed_and_made_in_the_users_datamarts(
-    importer_client, datamart, other_datamart
-):
-    DocumentImport.objects.create(datamart=other_datamart, name="Their CRM")
-    response = importer_client.post(
-        "/admin/imports/documentimport/add/",
-        {
-            "datamart": "1",
-            "name": "CRM daily",
-            "document_type": "USER_PROFILE",
-            "mime_type": "TEXT_CSV",
-            "encoding": "LATIN-1",
-        },
-    )
-    assert response.status_code == 302
-    created = DocumentImport.objects.get(name="CRM daily")
-    assert (created.datamart, created.encoding) == (datamart, "iso8859-1")
-    listing = importer_client.get("/admin/imports/documentimport/").content.decode()
-    assert "CRM daily" in listing and "Their CRM" not in listing
-    refused = importer_client.post(
-        "/admin/imports/documentimport/add/",
-        {"datamart": "2", "name": "x", "document_type": "USER_PROFILE", "mime_type": "TEXT_CSV"},
-    )
-    assert "Select a valid choice" in refused.content.decode()
-    bad_encoding = importer_client.post(
-        "/admin/imports/documentimport/add/",
-        {
-            "datamart": "1",
-            "name": "y",
-            "document_type": "USER_PROFILE",
-            "mime_type": "TEXT_CSV",
-            "encoding": "klingon",
-        },
-    )
-    assert "not an encoding Python knows" in bad_encoding.content.decode()

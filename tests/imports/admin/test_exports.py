@@ -10,16 +10,23 @@ import os
 
 import openpyxl
 import pytest
+from django.contrib import admin
+from django.contrib.admin import AdminSite
 from django.http import StreamingHttpResponse
+from import_export.admin import ImportExportMixin
 
-from imports import resources
+from imports import export_files
+from imports.admin.profile_import_export import ProfileImportExportAdmin
 from imports.exports import export_job_run
+from imports.formats import FileFormat, format_spec
 from imports.models import ExportJob
-from imports.readers import FileFormat, ReaderOptions
+from imports.readers import ReaderOptions
+from imports.resources import format_class_for
 from imports.runner import execution_run
 from imports.services import execution_start, import_preview
 from imports.uploads import document_import_for_upload
 from imports.writers import FORMULA_PREFIXES
+from profiles.admin.user_profiles import UserProfileAdmin
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
 from profiles.merge import MergeMode, Strategy
 from profiles.models import UserProfile
@@ -249,7 +256,7 @@ def test_json_export_is_an_array_of_force_replace_commands(importer_client, crow
 
 
 def test_ndjson_export_streams_in_chunks_as_rows_are_read(importer_client, crowd, monkeypatch):
-    monkeypatch.setattr(resources, "EXPORT_BATCH", 2)
+    monkeypatch.setattr(export_files, "EXPORT_BATCH", 2)
     chunks = [chunk for chunk in export(importer_client, "NDJSON").streaming_content if chunk]
     assert len(chunks) == 3  # 5 profiles, 2 at a time
     assert sum(chunk.count(b"\n") for chunk in chunks) == len(crowd)
@@ -338,3 +345,58 @@ def test_every_format_of_the_screens_is_offered(importer_client):
     page = importer_client.get(EXPORT_URL).content.decode()
     for title in ("csv", "xlsx", "json", "ndjson"):
         assert f">{title}</option>" in page
+
+
+@pytest.mark.parametrize("sort", ["1", "5", "-1", "-5"])
+def test_an_export_follows_the_lists_sort_in_the_request_and_in_the_worker(
+    importer_client, importer, crowd, settings, sort
+):
+    listed = importer_client.get(PROFILES, {"o": sort}).context["cl"].result_list
+    expected = [profile.properties.get("firstname") for profile in listed]
+    streamed = body(export(importer_client, "NDJSON", f"?o={sort}")).decode().splitlines()
+    assert [json.loads(line)["user_profile"].get("firstname") for line in streamed] == expected
+    settings.EXPORT_BACKGROUND_ROWS = 1
+    importer_client.post(
+        f"{EXPORT_URL}?o={sort}", {"format": "3", "datamart": "1", "resource": "0"}
+    )
+    job = ExportJob.objects.get()
+    assert job.filters == f"o={sort}" + (f"&ordering={ORDERINGS[sort]}" if sort != "-5" else "")
+    export_job_run(export_job_id=job.pk)
+    job.refresh_from_db()
+    written = job.file.open("rb").read().decode().splitlines()
+    assert [json.loads(line)["user_profile"].get("firstname") for line in written] == expected
+
+
+# The list's column positions (after the checkboxes): 1 is the profile (id), 5 the last change.
+ORDERINGS = {"1": "id", "-1": "-id", "5": "last_modified_ts%2C-id"}
+
+
+def test_the_worker_reads_the_profiles_without_the_admin(
+    importer, crowd, datamart, crm_compartment, monkeypatch
+):
+    def no_admin(*args, **kwargs):
+        raise AssertionError("the export worker asked the admin")
+
+    monkeypatch.setattr(AdminSite, "get_model_admin", no_admin)
+    job = ExportJob.objects.create(
+        datamart=datamart,
+        created_by=importer,
+        file_format="CSV",
+        filters=f"compartment={crm_compartment.pk}&q=c-1",
+    )
+    export_job_run(export_job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.rows, job.error_message) == ("SUCCEEDED", 1, "")
+
+
+def test_export_files_are_named_and_typed_as_the_screens_formats(importer_client):
+    for file_format in FileFormat:
+        screen_format = format_class_for(file_format)()
+        assert format_spec(file_format).content_type == screen_format.get_content_type()
+        assert format_spec(file_format).extension == screen_format.get_extension()
+
+
+def test_one_admin_serves_the_profile_list_with_its_import_and_export_screens():
+    registered = admin.site.get_model_admin(UserProfile)
+    assert isinstance(registered, ProfileImportExportAdmin)
+    assert isinstance(registered, UserProfileAdmin) and isinstance(registered, ImportExportMixin)

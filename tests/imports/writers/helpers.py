@@ -9,7 +9,8 @@ from contextlib import contextmanager
 
 import openpyxl
 
-from imports.readers import FileFormat, ReaderOptions, open_reader
+from imports.formats import FileFormat
+from imports.readers import ReaderOptions, open_reader
 from imports.writers import write_failed_lines, write_flat_export
 from profiles.commands import LineError
 

@@ -9,7 +9,8 @@ import json
 import openpyxl
 import pytest
 
-from imports.readers import FileFormat, ReaderOptions, open_reader
+from imports.formats import FileFormat
+from imports.readers import ReaderOptions, open_reader
 from profiles.commands import LineError
 from tests.imports.writers.helpers import (
     as_commands,

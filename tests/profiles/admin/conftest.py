@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -12,6 +14,16 @@ from profiles.permissions import EXPORT_PROFILES, IMPORT_PROFILES
 from tests.factories import profile_make
 
 IMPORT_EXPORT_CODENAMES = {name.split(".")[1] for name in (IMPORT_PROFILES, EXPORT_PROFILES)}
+
+
+def inline_management_data(client, url: str) -> dict[str, str]:
+    """The inline formsets' management fields, as the browser sends them back."""
+    page = client.get(url).content.decode()
+    return dict(
+        re.findall(
+            r'name="([\w-]+-(?:TOTAL|INITIAL|MIN_NUM|MAX_NUM)_FORMS)"[^>]*value="(\d*)"', page
+        )
+    )
 
 
 @pytest.fixture

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 
+from profiles.admin.user_profiles import NOTHING_CHANGED
 from profiles.errors import ProfileError
 from profiles.models import ProfileChange, UserAccount, UserPoint, UserProfile
 from profiles.validation import PropertyError, validate_custom_properties
@@ -138,7 +140,7 @@ def test_a_refusal_raised_by_the_service_itself_is_shown_not_a_crash(
     def stale(**kwargs):
         raise ProfileError("STALE_PROFILE", "this profile was changed by someone else")
 
-    monkeypatch.setattr("profiles.admin.profile_upsert", stale)
+    monkeypatch.setattr("profiles.admin.user_profiles.profile_upsert", stale)
     response = change(login(alice), profile, {"firstname": "Late"})
     assert response.status_code == 302
     assert "changed by someone else" in shown_messages(response)[0]
@@ -223,7 +225,7 @@ def test_deleting_a_profile_is_recorded_in_the_points_history(profile, alice, lo
 def test_deleting_more_profiles_at_once_than_the_limit_is_refused(
     datamart, make_profile, alice, login, monkeypatch
 ):
-    monkeypatch.setattr("profiles.admin_scope.BULK_DELETE_LIMIT", 2)
+    monkeypatch.setattr("profiles.admin.scoping.BULK_DELETE_LIMIT", 2)
     profiles = [make_profile(datamart, f"bulk-{number}", {}) for number in range(3)]
     response = login(alice).post(
         PROFILES,
@@ -238,3 +240,41 @@ def test_deleting_more_profiles_at_once_than_the_limit_is_refused(
         in response.content.decode()
     )
     assert UserProfile.objects.count() == 3
+
+
+def test_save_and_continue_without_a_change_stays_on_the_page_and_says_so(profile, alice, login):
+    client = login(alice)
+    url = f"{PROFILES}{profile.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    response = client.post(
+        url,
+        {
+            "properties": json.dumps(profile.properties),
+            "loaded_last_modified_ts": form.initial["loaded_last_modified_ts"],
+            "_continue": "1",
+        },
+    )
+    assert (response.status_code, response["Location"]) == (302, url)
+    assert shown_messages(response) == [NOTHING_CHANGED]
+    assert UserProfile.objects.get(pk=profile.pk).last_modified_ts == profile.last_modified_ts
+
+
+def test_a_saved_change_is_announced_as_django_does(profile, alice, login):
+    response = change(login(alice), profile, {"firstname": "Dave"})
+    assert response["Location"] == PROFILES
+    assert "was changed successfully" in shown_messages(response)[0]
+
+
+def test_an_added_profile_is_the_one_logged_and_linked(datamart, alice, login):
+    response = login(alice).post(
+        PROFILES + "add/",
+        {
+            "compartment": datamart.compartments.get().pk,
+            "user_account_id": "new-43",
+            "point": "",
+            "properties": json.dumps({"firstname": "Nils"}),
+        },
+    )
+    profile = UserProfile.objects.get(user_account_id="new-43")
+    assert LogEntry.objects.get().object_id == str(profile.pk)
+    assert f"{PROFILES}{profile.pk}/change/" in shown_messages(response)[0]

@@ -6,10 +6,12 @@ import re
 
 import pytest
 from django.db import connection
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 
 from profiles.identifiers import EmailIdentifier, UserAgentIdentifier
 from profiles.models import Compartment
+from profiles.selectors import ProfileListFilters, user_profiles_for_list
 from profiles.services import identifier_attach
 
 PROFILES = "/admin/profiles/userprofile/"
@@ -122,3 +124,55 @@ def test_user_point_list_searches_each_identifier_exactly(people, alice, login):
         response = client.get("/admin/profiles/userpoint/", {"q": term})
         assert [found.pk for found in response.context["cl"].result_list] == [point.pk], term
     assert client.get("/admin/profiles/userpoint/", {"q": "p-t"}).context["cl"].result_count == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "compartment={crm}",
+        "compartment=x",
+        "property=age%3D30",
+        "property=nl.subscribed%3Dtrue&compartment={default}",
+        "q=p-bool",
+        "q=hash-9",
+        "datamart=1",
+        "datamart=2&q=p-text",
+        "last_modified_ts__gte=2000-01-01+00:00:00%2B00:00&last_modified_ts__lt=2999-01-01+00:00:00%2B00:00",
+        "o=-1",
+    ],
+)
+@pytest.mark.parametrize("who", ["alice", "root"])
+def test_the_list_shows_the_rows_of_the_selector_exports_read(
+    people,
+    crm_compartment,
+    other_datamart,
+    make_profile,
+    alice,
+    login,
+    django_user_model,
+    who,
+    query,
+):
+    """What a user sees in the list is what an export job of the same query string holds."""
+    make_profile(other_datamart, "p-text", {"age": 30})
+    identifier_attach(user_point=people["none"].user_point, identifier=EmailIdentifier("hash-9"))
+    user = alice if who == "alice" else django_user_model.objects.create_superuser("root", "", "pw")
+    query = query.format(crm=crm_compartment.pk, default=people["bool"].compartment_id)
+    response = login(user).get(f"{PROFILES}?{query}")
+    assert response.status_code == 200
+    listed_pks = sorted(profile.pk for profile in response.context["cl"].result_list)
+    selected = user_profiles_for_list(
+        user=user, filters=ProfileListFilters.from_query(QueryDict(query))
+    )
+    assert listed_pks == sorted(profile.pk for profile in selected)
+
+
+def test_a_parameter_the_list_does_not_filter_on_is_refused(people, alice, login):
+    response = login(alice).get(PROFILES, {"user_account_id": "p-bool"})
+    assert response.status_code == 400
+
+
+def test_a_date_bound_that_is_no_date_asks_to_set_the_filters_again(people, alice, login):
+    response = login(alice).get(PROFILES, {"last_modified_ts__gte": "soon"})
+    assert (response.status_code, response["Location"]) == (302, f"{PROFILES}?e=1")

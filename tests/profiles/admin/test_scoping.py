@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.test import RequestFactory
 from import_export.admin import ExportMixin
 
-from profiles.admin import UserProfileAdmin
+from profiles.admin.user_profiles import UserProfileAdmin
 from profiles.models import UserProfile
 from profiles.services import api_token_create, compartment_create
 

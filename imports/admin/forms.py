@@ -11,7 +11,7 @@ from import_export.forms import ImportExportFormBase, ImportForm
 
 from imports.formats import FileFormat, detect_format, extensions_help
 from imports.models import DocumentImport
-from profiles.admin_scope import ScopedModelForm, scope_queryset
+from profiles.admin.scoping import ScopedModelForm, scope_queryset
 from profiles.merge import Strategy
 from profiles.models import Datamart
 

@@ -1,22 +1,13 @@
-"""User points are created with an identifier and given more; datamarts belong to superusers."""
+"""User points are created with an identifier and given more."""
 
 from __future__ import annotations
 
-import re
+from django.contrib.admin.models import LogEntry
 
-from profiles.models import Compartment, Datamart, UserAccount, UserEmail, UserPoint
+from profiles.models import UserAccount, UserEmail, UserPoint
+from tests.profiles.admin.conftest import inline_management_data
 
 POINTS = "/admin/profiles/userpoint/"
-
-
-def inline_management_data(client, url: str) -> dict[str, str]:
-    """The inline formsets' management fields, as the browser sends them back."""
-    page = client.get(url).content.decode()
-    return dict(
-        re.findall(
-            r'name="([\w-]+-(?:TOTAL|INITIAL|MIN_NUM|MAX_NUM)_FORMS)"[^>]*value="(\d*)"', page
-        )
-    )
 
 
 def test_adding_a_user_point_creates_it_with_its_first_identifier(datamart, alice, login):
@@ -68,14 +59,34 @@ def test_an_identifier_of_another_point_is_refused_with_a_link_to_it(
     assert UserPoint.objects.count() == 1
 
 
-def test_only_superusers_add_datamarts_and_manage_memberships(alice, login, django_user_model):
-    staff = login(alice)
-    assert staff.get("/admin/profiles/datamart/add/").status_code == 403
-    assert staff.get("/admin/profiles/datamartmembership/").status_code == 403
-    root = login(django_user_model.objects.create_superuser("root", "r@example.com", "pw"))
-    response = root.post(
-        "/admin/profiles/datamart/add/", {"id": 7, "name": "Seven", "default_compartment_id": 70}
+def test_a_point_being_added_shows_no_inline(datamart, alice, login):
+    page = login(alice).get(POINTS + "add/")
+    assert page.context["inline_admin_formsets"] == []
+
+
+def test_the_new_point_is_the_one_logged_and_shown(datamart, alice, login):
+    response = login(alice).post(
+        POINTS + "add/",
+        {"datamart": datamart.pk, "identifier_kind": "agent", "identifier_value": "vec:9"},
+        follow=True,
     )
-    assert response.status_code == 302
-    assert Datamart.objects.get(id=7).name == "Seven"
-    assert Compartment.objects.get(datamart_id=7).is_default
+    point = UserPoint.objects.get()
+    assert LogEntry.objects.get().object_id == str(point.pk)
+    assert f"/admin/profiles/userpoint/{point.pk}/change/" in response.content.decode()
+
+
+def test_attaching_an_email_identifier_keeps_its_clear_email(datamart, make_profile, alice, login):
+    point = make_profile(datamart, "a-2", {}).user_point
+    client = login(alice)
+    url = f"{POINTS}{point.pk}/change/"
+    client.post(
+        url,
+        {
+            **inline_management_data(client, url),
+            "identifier_kind": "email",
+            "identifier_value": "h-77",
+            "identifier_email": "bea@example.com",
+        },
+    )
+    email = UserEmail.objects.get(email_hash="h-77")
+    assert (email.user_point, email.email) == (point, "bea@example.com")

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django_json_widget.widgets import JSONEditorWidget
 
-from profiles.admin_scope import ScopedModelForm
+from profiles.admin.scoping import ScopedModelForm
 from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
 from profiles.models import ApiToken, Compartment, Datamart, ProfileChange, UserPoint, UserProfile

@@ -1,45 +1,32 @@
 """Who sees what in the back-office: staff see the datamarts they are members of.
 
 One mixin, `DatamartScopedAdmin`, scopes every queryset the admin builds (lists, searches,
-counts, change pages, exports that go through `get_queryset`), every foreign-key choice and
-every inline to the user's datamarts. Superusers see all. A change page of another datamart
-answers 404, the same as a page that does not exist.
+counts, change pages), every foreign-key choice and every inline to the user's datamarts
+(`profiles.selectors.datamart_ids_visible_to`). Superusers see all. A change page of another
+datamart answers 404, the same as a page that does not exist.
 """
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 
+from profiles.admin.service_writes import ServiceWritesMixin
 from profiles.errors import ProfileError
-from profiles.models import Compartment, Datamart, UserAccount, UserAgent, UserEmail
-
-_CACHE_ATTRIBUTE = "_profiles_datamart_ids"
+from profiles.models import Compartment, Datamart
+from profiles.selectors import datamart_ids_or_all, datamart_ids_visible_to
 
 
 def user_datamart_ids(request: HttpRequest) -> list[int] | None:
     """The ids of the datamarts the user may see; None for a superuser (all of them)."""
-    if not hasattr(request, _CACHE_ATTRIBUTE):
-        user = request.user
-        if user.is_active and user.is_superuser:
-            ids = None
-        elif user.is_active and user.is_staff:
-            ids = sorted(user.datamart_memberships.values_list("datamart_id", flat=True))
-        else:
-            ids = []
-        setattr(request, _CACHE_ATTRIBUTE, ids)
-    return getattr(request, _CACHE_ATTRIBUTE)
+    return datamart_ids_visible_to(user=request.user)
 
 
 def visible_datamart_ids(request: HttpRequest) -> list[int]:
     """The same as a concrete list, for lookups that need `datamart_id IN (…)` to use an index."""
-    ids = user_datamart_ids(request)
-    return list(Datamart.objects.values_list("id", flat=True)) if ids is None else ids
+    return datamart_ids_or_all(user_datamart_ids(request))
 
 
 def scope_queryset(queryset: QuerySet, ids: list[int] | None, lookup: str) -> QuerySet:
@@ -78,38 +65,6 @@ class ScopedModelForm(forms.ModelForm):
                     field.queryset = choices
 
 
-def point_ids_matching(term: str, *, datamart_ids: list[int]) -> list:
-    """User points named by an exact account id, email hash, user agent id or point id.
-
-    Each lookup names the datamarts (and compartments) explicitly, so it is served by the
-    unique indexes that lead with them, never by a scan.
-    """
-    if not datamart_ids:
-        return []
-    compartment_ids = list(
-        Compartment.objects.filter(datamart_id__in=datamart_ids).values_list("id", flat=True)
-    )
-    found: set = set()
-    found.update(
-        UserAccount.objects.filter(
-            compartment_id__in=compartment_ids, user_account_id=term
-        ).values_list("user_point_id", flat=True)
-    )
-    found.update(
-        UserEmail.objects.filter(datamart_id__in=datamart_ids, email_hash=term).values_list(
-            "user_point_id", flat=True
-        )
-    )
-    found.update(
-        UserAgent.objects.filter(datamart_id__in=datamart_ids, user_agent_id=term).values_list(
-            "user_point_id", flat=True
-        )
-    )
-    with contextlib.suppress(ValueError):
-        found.add(uuid.UUID(term))
-    return sorted(found, key=str)
-
-
 class ScopedQuerysetMixin:
     """Querysets and foreign-key choices limited to the user's datamarts (admins and inlines)."""
 
@@ -135,8 +90,30 @@ class ScopedQuerysetMixin:
 BULK_DELETE_LIMIT = 1000
 
 
-class DatamartScopedAdmin(ScopedQuerysetMixin, admin.ModelAdmin):
-    """The base of every admin of the domain."""
+class ReadOnlyInline(ScopedQuerysetMixin, admin.TabularInline):
+    """Shown with the parent; changed through the parent's services, never row by row."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        parent = self.parent_model._meta
+        return request.user.has_perm(f"{parent.app_label}.view_{parent.model_name}") or (
+            request.user.has_perm(f"{parent.app_label}.change_{parent.model_name}")
+        )
+
+
+class DatamartScopedAdmin(ScopedQuerysetMixin, ServiceWritesMixin, admin.ModelAdmin):
+    """The base of every admin of the domain: scoped reads, writes through services."""
 
     form = ScopedModelForm
     bulk_delete_hint = "select fewer"
@@ -237,21 +214,3 @@ def selected_compartment(request: HttpRequest) -> Compartment | None:
     return scope_queryset(
         Compartment.objects.filter(pk=int(value)), user_datamart_ids(request), "datamart_id"
     ).first()
-
-
-def own_account_q(term: str, *, datamart_ids: list[int]) -> Q:
-    """Profiles whose own account id is `term`, by the (datamart, compartment, account) index."""
-    compartment_ids = list(
-        Compartment.objects.filter(datamart_id__in=datamart_ids).values_list("id", flat=True)
-    )
-    return Q(datamart_id__in=datamart_ids, compartment_id__in=compartment_ids, user_account_id=term)
-
-
-def exact_search_q(request: HttpRequest, term: str) -> Q:
-    """Search of profiles: the profile's own account id, or any identifier of its point."""
-    datamart_ids = visible_datamart_ids(request)
-    query = own_account_q(term, datamart_ids=datamart_ids)
-    point_ids = point_ids_matching(term, datamart_ids=datamart_ids)
-    if point_ids:
-        query |= Q(user_point_id__in=point_ids)
-    return query

@@ -1,47 +1,12 @@
-"""API tokens (the raw value shown once, the digest never) and compartments (the default)."""
+"""Compartments: one default per datamart, moved and never unset; the profile list columns."""
 
 from __future__ import annotations
 
 import pytest
 
-from profiles.models import ApiToken, Compartment
-from profiles.services import api_token_create, api_token_digest
+from profiles.models import Compartment
 
-TOKENS = "/admin/profiles/apitoken/"
 COMPARTMENTS = "/admin/profiles/compartment/"
-
-
-def test_creating_a_token_shows_the_raw_value_once_and_keeps_only_its_digest(
-    datamart, alice, login
-):
-    client = login(alice)
-    response = client.post(TOKENS + "add/", {"datamart": datamart.pk, "name": "crm"})
-    assert response.status_code == 200
-    assert "no-store" in response["Cache-Control"]
-    raw_token = response.context["raw_token"]
-    assert raw_token in response.content.decode()
-    token = ApiToken.objects.get(name="crm")
-    assert token.digest == api_token_digest(raw_token)
-    for url in (TOKENS, f"{TOKENS}{token.pk}/change/"):
-        page = client.get(url).content.decode()
-        assert raw_token not in page
-        assert token.digest not in page
-        assert token.prefix in page
-
-
-def test_revoking_tokens_from_the_list(datamart, alice, login):
-    token, _ = api_token_create(datamart=datamart, name="old")
-    response = login(alice).post(
-        TOKENS, {"action": "revoke_tokens", "_selected_action": [token.pk]}, follow=True
-    )
-    assert "1 token(s) revoked." in response.content.decode()
-    token.refresh_from_db()
-    assert not token.is_active
-
-
-def test_tokens_cannot_be_deleted_so_history_keeps_their_name(datamart, alice, login):
-    token, _ = api_token_create(datamart=datamart, name="kept")
-    assert login(alice).get(f"{TOKENS}{token.pk}/delete/").status_code == 403
 
 
 def test_making_a_compartment_the_default_moves_the_default(
@@ -97,3 +62,50 @@ def test_adding_a_compartment_through_the_admin(datamart, alice, login):
     assert response.status_code == 302
     added = Compartment.objects.get(compartment_id=1700)
     assert (added.datamart, added.is_default) == (datamart, False)
+
+
+def test_list_columns_are_saved_when_adding_and_changing_a_compartment(datamart, alice, login):
+    client = login(alice)
+    response = client.post(
+        COMPARTMENTS + "add/",
+        {
+            "datamart": datamart.pk,
+            "compartment_id": 1700,
+            "name": "Loyalty",
+            "list_properties": '["tier"]',
+        },
+    )
+    assert response.status_code == 302
+    added = Compartment.objects.get(compartment_id=1700)
+    assert response["Location"] == COMPARTMENTS
+    assert added.list_properties == ["tier"]
+    client.post(
+        f"{COMPARTMENTS}{added.pk}/change/",
+        {"name": "Loyalty club", "list_properties": '["tier", "points"]'},
+    )
+    added.refresh_from_db()
+    assert (added.name, added.list_properties, added.is_default) == (
+        "Loyalty club",
+        ["tier", "points"],
+        False,
+    )
+
+
+def test_renaming_the_default_compartment_keeps_it_the_default(datamart, alice, login):
+    default = datamart.compartments.get()
+    response = login(alice).post(
+        f"{COMPARTMENTS}{default.pk}/change/", {"name": "Web", "list_properties": "[]"}
+    )
+    assert response.status_code == 302
+    default.refresh_from_db()
+    assert (default.name, default.is_default) == ("Web", True)
+
+
+def test_an_existing_compartment_id_is_refused_not_a_crash(datamart, crm_compartment, alice, login):
+    response = login(alice).post(
+        COMPARTMENTS + "add/",
+        {"datamart": datamart.pk, "compartment_id": 1606, "name": "Again", "list_properties": "[]"},
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
+    assert Compartment.objects.filter(compartment_id=1606).count() == 1

@@ -1,0 +1,73 @@
+"""Document imports: the import definitions (format, encoding) executions are recorded under."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from imports.admin.forms import DocumentImportForm
+from imports.admin.permissions import can_import
+from imports.document_imports import (
+    document_import_create,
+    document_import_delete,
+    document_import_update,
+)
+from imports.models import DocumentImport
+from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin
+
+
+@admin.register(DocumentImport)
+class DocumentImportAdmin(DatamartScopedAdmin):
+    form = DocumentImportForm
+    list_display = ("name", "datamart", "mime_type", "encoding", "created_ts", "executions_link")
+    list_filter = (DatamartListFilter, "mime_type")
+    list_select_related = ("datamart",)
+    search_fields = ("name",)
+    show_facets = admin.ShowFacets.NEVER
+
+    def _allowed(self, request, action: str) -> bool:
+        return can_import(request) or request.user.has_perm(f"imports.{action}_documentimport")
+
+    def has_module_permission(self, request):
+        return self._allowed(request, "view")
+
+    def has_view_permission(self, request, obj=None):
+        return self._allowed(request, "view")
+
+    def has_add_permission(self, request):
+        return self._allowed(request, "add")
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request, "change")
+
+    def has_delete_permission(self, request, obj=None):
+        # Its executions go with it: the model permission, not the import one.
+        return request.user.has_perm("imports.delete_documentimport")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Executions keep their datamart: the definition does not move.
+        return ("datamart", "created_ts") if obj else ()
+
+    def get_fields(self, request, obj=None):
+        fields = ("datamart", "name", "document_type", "mime_type", "encoding")
+        return (*fields, "created_ts") if obj else fields
+
+    @admin.display(description="Executions")
+    def executions_link(self, obj):
+        return format_html(
+            '<a href="{}?document_import={}">executions</a>',
+            reverse("admin:imports_execution_changelist"),
+            obj.pk,
+        )
+
+    def save_form(self, request, form, change):
+        # Django goes on with the definition the service saved (log entry, message, redirect).
+        data = form.cleaned_data
+        fields = {key: data[key] for key in ("name", "document_type", "mime_type", "encoding")}
+        if change:
+            return document_import_update(document_import=form.instance, **fields)
+        return document_import_create(datamart=data["datamart"], **fields)
+
+    def delete_model(self, request, obj):
+        document_import_delete(document_import=obj)

@@ -1,0 +1,100 @@
+"""The preview of an upload as staff read it: counts, how much of the file it covers, warnings,
+the delimiter found and a before → after table of the first lines' profiles."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils.text import Truncator
+
+from imports.formats import FileFormat
+from imports.preview import ImportPreview
+from imports.uploads import StagedUpload, estimated_lines
+from profiles.engine import ProfileDiff
+from profiles.history import changed_keys
+
+PREVIEW_COUNT_LABELS = (
+    ("created", "Creates"),
+    ("updated", "Updates"),
+    ("deleted", "Deletes"),
+    ("unchanged", "Unchanged"),
+    ("not_found", "Not found (DELETE)"),
+    ("failed", "Errors"),
+)
+SERVICE_COVERAGE_WARNING = "the preview covers the first"
+DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    key: str
+    before: str
+    after: str
+    change: str  # "added" | "removed" | "changed" | "same"
+
+
+@dataclass(frozen=True)
+class DiffView:
+    diff: ProfileDiff
+    profile: str
+    rows: list[DiffRow]
+
+
+def _json_cell(value: Any) -> str:
+    """JSON text, so "1" and 1 look different; long values shortened."""
+    return Truncator(json.dumps(value, ensure_ascii=False)).chars(80)
+
+
+def diff_view(diff: ProfileDiff) -> DiffView:
+    """One previewed line as staff read it: each top-level key, before → after."""
+    before, after = diff.before or {}, diff.after or {}
+    changed = set(changed_keys(before, after))
+    rows = []
+    for key in dict.fromkeys([*before, *after]):
+        if key not in before:
+            change = "added"
+        elif key not in after:
+            change = "removed"
+        else:
+            change = "changed" if key in changed else "same"
+        rows.append(
+            DiffRow(
+                key=key,
+                before=_json_cell(before[key]) if key in before else "",
+                after=_json_cell(after[key]) if key in after else "",
+                change=change,
+            )
+        )
+    profile = f"{diff.compartment_id}/{diff.user_account_id or 'anonymous'}"
+    return DiffView(diff=diff, profile=profile, rows=rows)
+
+
+def preview_context(preview: ImportPreview, staged: StagedUpload, file_format: FileFormat):
+    counts = [(label, preview.counts.get(key, 0), key) for key, label in PREVIEW_COUNT_LABELS]
+    if preview.truncated:
+        total = estimated_lines(staged.path, file_format)
+        coverage = (
+            f"The preview covers the first {preview.lines:,} lines of about {total:,}."
+            if total and total > preview.lines
+            else f"The preview covers the first {preview.lines:,} lines; the file has more."
+        )
+    else:
+        coverage = f"The preview covers the whole file: {preview.lines:,} lines."
+    # The service says "the preview covers the first N lines" too; ours adds the file's size.
+    warnings = [coverage] + [
+        warning
+        for warning in preview.warnings
+        if not (preview.truncated and warning.startswith(SERVICE_COVERAGE_WARNING))
+    ]
+    return {
+        "preview": preview,
+        "preview_counts": counts,
+        "preview_coverage": coverage,
+        "preview_warnings": warnings,
+        "preview_diffs": [diff_view(diff) for diff in preview.diffs],
+        "preview_delimiter": DELIMITER_NAMES.get(preview.delimiter or "", preview.delimiter),
+        "staged": staged,
+        "file_format": file_format,
+    }

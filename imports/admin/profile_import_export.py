@@ -1,0 +1,336 @@
+"""The profile list's import and export screens (issue 3, point 4), with django-import-export.
+
+- `ProfileImportExportAdmin` is `UserProfileAdmin` (profiles/admin/user_profiles.py) with
+  django-import-export's `ImportExportMixin`, and the one admin registered for UserProfile. It
+  keeps UserProfileAdmin's two permission methods (import and export are separate
+  permissions) and its datamart scoping.
+- Import: upload → preview (`services.import_preview`: a dry run, nothing written) → confirm →
+  an execution (`services.execution_start`) that a worker runs; the upload is staged once
+  (`imports.uploads`) and moved into the execution when confirmed.
+- Export: the list's own rows (`listed_profiles`: its filters and search), written by
+  `imports.export_files` in the SPEC §3 layout and streamed; above `EXPORT_BACKGROUND_ROWS`
+  profiles a worker writes it (`imports.exports`) and the export's page links to the file.
+
+Views here parse, call a service and render; the work is in services, pipeline and writers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect, QueryDict, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
+from import_export.admin import ImportExportMixin
+
+from imports.admin.executions import ExecutionAdmin
+from imports.admin.forms import ProfileConfirmImportForm, ProfileExportForm, ProfileImportForm
+from imports.admin.import_preview import preview_context
+from imports.export_files import export_stream
+from imports.exports import export_file_name, export_job_start, export_needs_background
+from imports.formats import FileFormat, format_spec
+from imports.models import DocumentImport
+from imports.preview import ImportPreview
+from imports.readers import ReaderOptions
+from imports.resources import PROFILE_FORMATS, UserProfileResource
+from imports.services import execution_start, import_preview
+from imports.uploads import (
+    MovableFile,
+    document_import_for_upload,
+    staged_upload_delete,
+    staged_upload_get,
+    upload_stage,
+)
+from profiles.admin.scoping import DatamartListFilter, scope_queryset, user_datamart_ids
+from profiles.admin.user_profiles import PropertyListFilter, UserProfileAdmin
+from profiles.merge import choose_merge_mode
+from profiles.models import Datamart, UserProfile
+from profiles.selectors import ORDERING_PARAMETER, PROFILE_LIST_ORDERING
+
+logger = logging.getLogger(__name__)
+
+SESSION_KEY = "imports_staged_uploads"
+SESSION_UPLOADS = 10
+
+
+class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
+    """The profile list with Import and Export buttons."""
+
+    resource_classes = [UserProfileResource]
+    import_form_class = ProfileImportForm
+    confirm_form_class = ProfileConfirmImportForm
+    export_form_class = ProfileExportForm
+    import_export_change_list_template = "admin/imports/userprofile/change_list.html"
+    import_template_name = "admin/imports/userprofile/import.html"
+    export_template_name = "admin/imports/userprofile/export.html"
+    skip_admin_log = True
+
+    # django-import-export's own versions read other settings: keep the profile admin's.
+    has_import_permission = UserProfileAdmin.has_import_permission
+    has_export_permission = UserProfileAdmin.has_export_permission
+
+    def get_import_formats(self):
+        return list(PROFILE_FORMATS)
+
+    def get_export_formats(self):
+        return list(PROFILE_FORMATS)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = extra_context or {}
+        extra_context["executions_url"] = (
+            reverse("admin:imports_execution_changelist")
+            if ExecutionAdmin.may_view(request)
+            else None
+        )
+        return super().changelist_view(request, extra_context)
+
+    # -- import: upload and preview
+
+    def get_import_form_kwargs(self, request):
+        kwargs = super().get_import_form_kwargs(request)
+        kwargs["datamart_ids"] = user_datamart_ids(request)
+        return kwargs
+
+    def import_action(self, request, **kwargs):
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        form = self.create_import_form(request)
+        context: dict[str, Any] = {}
+        if request.method == "POST" and form.is_valid():
+            previewed = self._stage_and_preview(request, form)
+            if previewed is not None:
+                context.update(previewed)
+                context["confirm_form"] = ProfileConfirmImportForm(
+                    initial={"token": previewed["staged"].token}
+                )
+        return self._import_page(request, form, context)
+
+    def _import_page(self, request, form, context):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Preview the import" if context.get("preview") else "Import profiles",
+            "form": form,
+            "opts": self.model._meta,
+            "media": self.media + form.media,
+            "resource_columns": [
+                field.column_name for field in UserProfileResource().get_user_visible_fields()
+            ],
+            "preview_lines": settings.IMPORT_PREVIEW_LINES,
+            "process_url": reverse("admin:profiles_userprofile_process_import"),
+            **context,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, [self.import_template_name], context)
+
+    def _stage_and_preview(self, request, form) -> dict[str, Any] | None:
+        """Stage the upload and preview it; a file that cannot be read becomes a form error."""
+        data = form.cleaned_data
+        file_format: FileFormat = data["file_format"]
+        staged = upload_stage(upload=data["import_file"])
+        mode = choose_merge_mode(
+            update_strategy=data["update_strategy"], merge_objects=data["merge_objects"]
+        )
+        try:
+            preview = import_preview(
+                datamart=data["datamart"],
+                path=staged.path,
+                file_format=file_format,
+                options=ReaderOptions(encoding=data["encoding"]),
+                default_mode=mode,
+                max_lines=settings.IMPORT_PREVIEW_LINES,
+            )
+        except Exception as problem:  # a file no reader foresaw must not answer 500
+            logger.exception("preview of %s failed", staged.file_name)
+            preview = ImportPreview(
+                file_error_code="UNREADABLE_FILE", file_error_message=str(problem) or repr(problem)
+            )
+        problem = ""
+        if not preview.ok:
+            problem = (
+                f"This file cannot be imported as {file_format.value} "
+                f"({data['encoding']}): {preview.file_error_message} "
+                f"[{preview.file_error_code}]. Check the format and the encoding."
+            )
+        elif preview.lines == 0:
+            problem = "The file holds no line to import."
+        if problem:
+            staged_upload_delete(staged.token)
+            form.add_error("import_file", problem)
+            return None
+        uploads = request.session.get(SESSION_KEY, {})
+        # Previews never confirmed: the session remembers the last few, older ones go.
+        for token in list(uploads)[: max(0, len(uploads) - SESSION_UPLOADS + 1)]:
+            del uploads[token]
+            staged_upload_delete(token)
+        uploads[staged.token] = {
+            "file_name": staged.file_name,
+            "datamart_id": data["datamart"].pk,
+            "document_import_id": data["document_import"].pk if data["document_import"] else None,
+            "file_format": file_format.value,
+            "encoding": data["encoding"],
+            "update_strategy": mode.strategy.value,
+            "merge_objects": mode.merge_objects,
+        }
+        request.session[SESSION_KEY] = uploads
+        return preview_context(preview, staged, file_format)
+
+    # -- import: confirm
+
+    @method_decorator(require_POST)
+    def process_import(self, request, **kwargs):
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        form = ProfileConfirmImportForm(request.POST)
+        import_url = reverse("admin:profiles_userprofile_import")
+        uploads = request.session.get(SESSION_KEY, {})
+        token = form.cleaned_data["token"] if form.is_valid() else ""
+        options = uploads.get(token)
+        staged = staged_upload_get(token, options["file_name"]) if options else None
+        if staged is None:
+            messages.error(
+                request,
+                "This upload was already confirmed, or it expired: upload the file again.",
+            )
+            return HttpResponseRedirect(import_url)
+        datamart = scope_queryset(
+            Datamart.objects.filter(pk=options["datamart_id"]), user_datamart_ids(request), "id"
+        ).first()
+        if datamart is None:
+            raise Http404("no such datamart here")
+        file_format = FileFormat(options["file_format"])
+        document_import = (
+            DocumentImport.objects.filter(
+                pk=options["document_import_id"], datamart=datamart
+            ).first()
+            if options["document_import_id"]
+            else document_import_for_upload(datamart=datamart, file_format=file_format)
+        )
+        if document_import is None:
+            messages.error(request, "That document import no longer exists: upload again.")
+            return HttpResponseRedirect(import_url)
+        with MovableFile(staged.path, name=staged.file_name) as upload:
+            execution = execution_start(
+                document_import=document_import,
+                upload=upload,
+                file_name=staged.file_name,
+                created_by=request.user,
+                default_update_strategy=options["update_strategy"],
+                default_merge_objects=options["merge_objects"],
+                file_format=file_format.value,
+                encoding=options["encoding"],
+            )
+        staged_upload_delete(token)
+        uploads.pop(token, None)
+        request.session[SESSION_KEY] = uploads
+        messages.success(
+            request,
+            f"The import of “{staged.file_name}” is queued: this page follows it as it runs.",
+        )
+        return HttpResponseRedirect(reverse("admin:imports_execution_change", args=[execution.pk]))
+
+    # -- export
+
+    def export_action(self, request):
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        form = ProfileExportForm(
+            self.get_export_formats(),
+            self.get_export_resource_classes(request),
+            data=request.POST or None,
+            datamart_ids=user_datamart_ids(request),
+            initial={"datamart": request.GET.get(DatamartListFilter.parameter_name)},
+        )
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            messages.error(request, "The list's filters are not valid: set them again.")
+            return HttpResponseRedirect(reverse("admin:profiles_userprofile_changelist"))
+        ordering = self.list_ordering(request, changelist)
+        queryset = self.listed_profiles(request, ordering=ordering)
+        if request.method == "POST" and form.is_valid():
+            datamart = form.cleaned_data["datamart"]
+            file_format = form.file_format
+            queryset = queryset.filter(datamart=datamart)
+            if export_needs_background(queryset):
+                job = export_job_start(
+                    datamart=datamart,
+                    user=request.user,
+                    file_format=file_format,
+                    filters=export_query_string(request.GET, ordering),
+                    filters_label=" · ".join(
+                        f"{title}: {value}"
+                        for title, value in self.list_filter_labels(request, changelist)
+                    ),
+                )
+                messages.success(
+                    request,
+                    f"More than {settings.EXPORT_BACKGROUND_ROWS:,} profiles: the file is being "
+                    "written in the background. This page links to it when it is ready.",
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:imports_exportjob_change", args=[job.pk])
+                )
+            return self._export_response(queryset, datamart, file_format)
+        threshold = settings.EXPORT_BACKGROUND_ROWS
+        matching = queryset.order_by()[: threshold + 1].count()
+        filters = self.list_filter_labels(request, changelist)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Export profiles",
+            "form": form,
+            "opts": self.model._meta,
+            "media": self.media + form.media,
+            "filters": filters,
+            "matching": matching,
+            "matching_over": matching > threshold,
+            "threshold": threshold,
+            "changelist_url": reverse("admin:profiles_userprofile_changelist")
+            + (f"?{request.GET.urlencode()}" if request.GET else ""),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, [self.export_template_name], context)
+
+    def list_filter_labels(self, request, changelist) -> list[tuple[str, str]]:
+        """The list's filters and search as staff read them, e.g. ("compartment", "CRM (1606)")."""
+        labels = []
+        for spec in changelist.filter_specs:
+            if not any(name in request.GET for name in spec.expected_parameters()):
+                continue
+            if isinstance(spec, PropertyListFilter):
+                labels.append((str(spec.title), spec.value() or ""))
+                continue
+            chosen = [str(c["display"]) for c in spec.choices(changelist) if c.get("selected")]
+            labels.append((str(spec.title), ", ".join(chosen)))
+        if changelist.query:
+            labels.append(("search", changelist.query))
+        return labels
+
+    def _export_response(self, queryset, datamart, file_format: FileFormat):
+        response = StreamingHttpResponse(
+            export_stream(queryset, file_format),
+            content_type=format_spec(file_format).content_type,
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="{export_file_name(datamart, file_format)}"'
+        )
+        return response
+
+
+def export_query_string(query: QueryDict, ordering: tuple[str, ...]) -> str:
+    """What an export job keeps: the list's query string, and its order as field names when
+    it is not the default one (the worker does not read the list's column positions)."""
+    if ordering == PROFILE_LIST_ORDERING:
+        return query.urlencode()
+    query = query.copy()
+    query[ORDERING_PARAMETER] = ",".join(ordering)
+    return query.urlencode()
+
+
+admin.site.register(UserProfile, ProfileImportExportAdmin)

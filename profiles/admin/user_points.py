@@ -1,0 +1,160 @@
+"""User points: created with one identifier, given more on their page, which also shows their
+identifiers, profiles and the history of all of them."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.text import Truncator
+
+from profiles.admin.display import properties_summary
+from profiles.admin.forms import UserPointForm
+from profiles.admin.history import HISTORY_ROWS, history_table
+from profiles.admin.scoping import (
+    DatamartListFilter,
+    DatamartScopedAdmin,
+    ReadOnlyInline,
+    visible_datamart_ids,
+)
+from profiles.models import ProfileChange, UserAccount, UserAgent, UserEmail, UserPoint, UserProfile
+from profiles.paginators import EstimatedCountPaginator
+from profiles.selectors import point_ids_matching
+from profiles.services import identifier_attach, user_point_delete
+from profiles.services_admin import user_point_create
+
+
+class AccountInline(ReadOnlyInline):
+    model = UserAccount
+    fields = ("compartment", "user_account_id")
+    readonly_fields = fields
+    verbose_name = "account identifier"
+
+
+class EmailInline(ReadOnlyInline):
+    model = UserEmail
+    fields = ("email_hash", "email")
+    readonly_fields = fields
+    verbose_name = "email identifier"
+
+
+class AgentInline(ReadOnlyInline):
+    model = UserAgent
+    fields = ("user_agent_id",)
+    readonly_fields = fields
+    verbose_name = "user agent identifier"
+
+
+class ProfileInline(ReadOnlyInline):
+    model = UserProfile
+    fields = ("compartment", "user_account_id", "properties_summary", "last_modified_ts")
+    readonly_fields = fields
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("compartment")
+
+    @admin.display(description="Properties")
+    def properties_summary(self, obj):
+        return properties_summary(obj)
+
+
+@admin.register(UserPoint)
+class UserPointAdmin(DatamartScopedAdmin):
+    form = UserPointForm
+    list_display = ("id", "datamart", "identifiers", "creation_ts")
+    list_filter = (DatamartListFilter,)
+    list_select_related = ("datamart",)
+    # UUID order: meaningless but indexed, where creation order would sort 10M rows.
+    ordering = ("id",)
+    sortable_by = ()
+    search_fields = ("=id",)
+    search_help_text = "Exact account id, email hash, user agent id or user point id."
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    inlines = (AccountInline, EmailInline, AgentInline, ProfileInline)
+    change_form_template = "admin/profiles/userpoint/change_form.html"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("accounts__compartment", "emails", "agents")
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        ids = point_ids_matching(term, datamart_ids=visible_datamart_ids(request))
+        return queryset.filter(pk__in=ids), False
+
+    def get_inlines(self, request, obj):
+        # A point being added has no identifier nor profile to show yet.
+        return self.inlines if obj is not None else ()
+
+    def get_fieldsets(self, request, obj=None):
+        identifier = (
+            "identifier_kind",
+            "identifier_value",
+            "identifier_compartment",
+            "identifier_email",
+        )
+        if obj is None:
+            return [(None, {"fields": ("datamart",)}), ("First identifier", {"fields": identifier})]
+        return [
+            (None, {"fields": ("id", "datamart", "creation_ts")}),
+            (
+                "Attach another identifier",
+                {"fields": identifier, "classes": ("collapse",)},
+            ),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("id", "datamart", "creation_ts") if obj else ()
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["profile_history"] = self.history(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description="Identifiers")
+    def identifiers(self, obj):
+        labels = [
+            f"{account.compartment.compartment_id}/{account.user_account_id}"
+            for account in obj.accounts.all()
+        ]
+        labels += [f"email {email.email_hash}" for email in obj.emails.all()]
+        labels += [f"agent {agent.user_agent_id}" for agent in obj.agents.all()]
+        return Truncator(", ".join(labels)).chars(90) or "—"
+
+    @admin.display(description="History")
+    def history(self, obj):
+        changes = list(
+            ProfileChange.objects.filter(user_point_id=obj.pk).select_related("user", "api_token")[
+                :HISTORY_ROWS
+            ]
+        )
+        return history_table(changes, with_profile=True)
+
+    def save_form(self, request, form, change):
+        if change:
+            return super().save_form(request, form, change)  # attached in save_model, see there
+        # Django goes on with the point the service created (log entry, message, redirect).
+        return user_point_create(
+            datamart=form.cleaned_data["datamart"],
+            identifier=form.cleaned_data["identifier"],
+            email=form.cleaned_data.get("identifier_email") or "",
+        )
+
+    def save_model(self, request, obj, form, change):
+        # The change page carries inlines, validated after save_form: attach once they are.
+        identifier = form.cleaned_data.get("identifier")
+        if change and identifier is not None:
+            identifier_attach(
+                user_point=obj,
+                identifier=identifier,
+                email=form.cleaned_data.get("identifier_email") or "",
+            )
+
+    def delete_model(self, request, obj):
+        user_point_delete(user_point=obj)
