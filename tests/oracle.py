@@ -22,8 +22,9 @@ Modelled here, written apart from `profiles.merge` and the engine on purpose:
 - the strategies: creation (PARTIAL_DELETE creates nothing and counts `unchanged`),
   FORCE_REPLACE, PARTIAL_UPDATE shallow and deep (arrays append N's missing elements once, by
   deep equality; null is a value), PARTIAL_DELETE (object patterns as recursive subsets);
-- JSON equality (`1 == 1.0`, `true != 1`): a result equal to the stored profile is `unchanged`
-  and writes nothing; `TOO_LARGE` when a result grows past 1,000,000 bytes of compact JSON;
+- JSON equality (numbers by decimal value, `1 == 1.0`; `true != 1`): a result equal to the
+  stored profile is `unchanged` and writes nothing; `TOO_LARGE` when a result grows past
+  1,000,000 bytes of compact JSON (the line fails, the profile keeps its value);
 - file order: each line sees the earlier lines' effects.
 
 Delegated, because it is the field-level validation of one line and not a SPEC §2 rule:
@@ -41,6 +42,7 @@ import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from profiles.commands import LineError, command_from_mapping
@@ -102,12 +104,18 @@ class LineFailed(Exception):
 # --------------------------------------------------------------------------- JSON values
 
 
+def number(value: int | float) -> Decimal:
+    """A JSON number's value: the decimal its text says (a float's shortest repr), so 1 is 1.0
+    and 4.16204692637487e+16 is 41620469263748700 (PostgreSQL reads it back so)."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
 def same(left: Any, right: Any) -> bool:
-    """JSON equality: numbers by value (1 == 1.0), but a boolean is never a number."""
+    """JSON equality: numbers by value, but a boolean is never a number."""
     if isinstance(left, bool) or isinstance(right, bool):
         return type(left) is type(right) and left == right
     if isinstance(left, int | float) and isinstance(right, int | float):
-        return left == right
+        return number(left) == number(right)
     if isinstance(left, dict) and isinstance(right, dict):
         return left.keys() == right.keys() and all(same(left[key], right[key]) for key in left)
     if isinstance(left, list) and isinstance(right, list):
@@ -235,8 +243,8 @@ def _identifier(command: Mapping[str, Any], state: State) -> str:
         return f"email:{command['email_hash']}"
     if command.get("user_agent_id") is not None:
         return f"agent:{command['user_agent_id']}"
-    number = _compartment_number(command.get("compartment_id"))
-    compartment = _compartment(state, number, "compartment_id")
+    compartment_id = _compartment_number(command.get("compartment_id"))
+    compartment = _compartment(state, compartment_id, "compartment_id")
     return f"account:{compartment}/{command['user_account_id']}"
 
 

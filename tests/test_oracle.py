@@ -317,3 +317,9 @@ def test_the_input_state_is_left_untouched():
     state = datamart()
     run(upsert({"x": 1}), state=state)
     assert state == datamart()
+
+
+def test_json_numbers_compare_by_decimal_value_and_booleans_are_not_numbers():
+    assert same(1, 1.0) and same(41620469263748700, 4.16204692637487e16)
+    assert not same(True, 1) and not same(0, False) and not same(None, {})
+    assert same({"a": [1, {"b": 2.0}]}, {"a": [1.0, {"b": 2}]})
