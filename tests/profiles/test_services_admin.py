@@ -6,9 +6,8 @@ import pytest
 
 from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier
-from profiles.merge import MergeMode, Strategy
 from profiles.models import Compartment, Datamart, DatamartMembership, UserEmail, UserPoint
-from profiles.services import api_token_create, profile_command_apply
+from profiles.services import api_token_create
 from profiles.services_admin import (
     api_token_rename,
     compartment_add,
@@ -20,6 +19,7 @@ from profiles.services_admin import (
     datamart_rename,
     user_point_create,
 )
+from tests.factories import profile_make
 
 
 def test_a_datamart_is_renamed(datamart):
@@ -30,13 +30,7 @@ def test_a_datamart_is_renamed(datamart):
 def test_a_datamart_is_deleted_with_its_points_profiles_and_compartments(
     datamart, other_datamart, crm_compartment
 ):
-    profile_command_apply(
-        datamart=datamart,
-        operation="UPSERT",
-        identifier=AccountIdentifier("a-1", 1606),
-        user_profile={"$compartment_id": 1606, "$user_account_id": "a-1", "x": 1},
-        mode=MergeMode(Strategy.FORCE_REPLACE),
-    )
+    profile_make(datamart, "a-1", {"x": 1}, compartment_id=1606)
     datamart_delete(datamart=datamart)
     assert list(Datamart.objects.all()) == [other_datamart]
     assert not UserPoint.objects.exists()
