@@ -35,7 +35,7 @@ from profiles.compartments import DatamartCompartments
 from profiles.errors import ConcurrentWrite, ProfileError
 from profiles.history import HISTORY_FIELDS, ChangeSource, changed_keys, history_row
 from profiles.identifiers import identifier_label
-from profiles.merge import MergeMode, apply_merge, choose_merge_mode, json_equal
+from profiles.merge import MergeMode, apply_merge, choose_merge_mode
 from profiles.models import Compartment, Datamart, ProfileChange, UserProfile
 from profiles.points import IdentifierKey, identifier_key, points_create, points_find
 from profiles.validation import MAX_PROFILE_BYTES, PropertyError, validate_custom_properties
@@ -221,13 +221,6 @@ def _lock_profiles(
     }
 
 
-def _changed(merged: dict[str, Any], existing: dict[str, Any]) -> bool:
-    """The unchanged rule: a result equal to the stored properties (JSON equality) writes
-    nothing. Python's == is JSON's except that it takes true for 1: a difference it finds is
-    real."""
-    return merged != existing or not json_equal(merged, existing)
-
-
 def _checked_text(properties: dict[str, Any]) -> str:
     """The JSON text of merged properties, checked like `validate_custom_properties`.
 
@@ -292,10 +285,12 @@ def _apply_line(
         profiles[profile_key] = profile
         return "created", None, created
     merged = apply_merge(profile.properties, line.properties, line.mode)
-    if merged is None or not _changed(merged, profile.properties):
+    # The unchanged rule: a result JSON-equal to the stored properties writes nothing.
+    keys = [] if merged is None else changed_keys(profile.properties, merged)
+    if not keys:
         return "unchanged", before, before
     text = _checked_text(merged)
-    changes.history.append((profile, "updated", changed_keys(profile.properties, merged)))
+    changes.history.append((profile, "updated", keys))
     profile.properties, profile.text = merged, text
     if profile.pk is not None:
         changes.dirty[profile.pk] = profile

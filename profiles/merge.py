@@ -9,12 +9,14 @@ Choices the SPEC leaves open, fixed here:
   ``{}`` is contained in every object, so ``[{}]`` removes every object element.
 - PARTIAL_DELETE keeps an object emptied by recursion as ``{}``; sending
   ``null`` (or any non-object) for the key deletes the key itself.
-- Equality is JSON's: ``1 == 1.0`` but ``true != 1``.
+- Equality is JSON's: ``1 == 1.0`` but ``true != 1``; a number is the decimal its JSON text
+  says, so ``4.16204692637487e16`` equals ``41620469263748700``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -131,7 +133,11 @@ def _canonical(value: Any) -> Any:
     """A hashable form where equal JSON values are equal: 1 and 1.0 meet, True and 1 do not."""
     if isinstance(value, bool):
         return ("bool", value)
-    if isinstance(value, int | float):
+    if isinstance(value, float):
+        # A float is the decimal its JSON text says: PostgreSQL keeps 4.16204692637487e16 as
+        # the numeric 41620469263748700 and reads it back as that integer.
+        return ("number", Decimal(repr(value)) if value.is_integer() else value)
+    if isinstance(value, int):
         return ("number", value)  # Python already has 1 == 1.0 with equal hashes
     if isinstance(value, str):
         return ("string", value)

@@ -10,6 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 from uuid6 import uuid7
 
+from profiles.validation import PropertiesDecoder
+
 
 def epoch_ms(moment: datetime | None) -> int | None:
     """Timestamps reach clients as epoch milliseconds."""
@@ -129,7 +131,7 @@ class UserProfile(models.Model):
     user_point = models.ForeignKey(UserPoint, on_delete=models.CASCADE, related_name="profiles")
     compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="profiles")
     user_account_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL: anonymous, unlike any account id)
-    properties = models.JSONField(default=dict, blank=True)
+    properties = models.JSONField(default=dict, blank=True, decoder=PropertiesDecoder)
     creation_ts = models.DateTimeField(default=timezone.now, editable=False)
     last_modified_ts = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
 

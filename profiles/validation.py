@@ -39,6 +39,20 @@ _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 _INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800")
 
 
+def _stored_int(text: str) -> int | float:
+    number = int(text)
+    return number if -MAX_INT - 1 <= number <= MAX_INT else float(text)
+
+
+class PropertiesDecoder(json.JSONDecoder):
+    """Reads stored properties back. An integer past 64 bits was never accepted as one: it is a
+    float that PostgreSQL's jsonb wrote without its exponent (1e300), so it reads as a float."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("parse_int", _stored_int)
+        super().__init__(**kwargs)
+
+
 class PropertyError(ProfileError):
     """A custom property, or a `$` key of a profile object, that cannot be stored."""
 

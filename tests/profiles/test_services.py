@@ -8,7 +8,7 @@ import pytest
 
 from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
-from profiles.merge import DEFAULT_MERGE_MODE, MergeMode, Strategy
+from profiles.merge import DEFAULT_MERGE_MODE, MergeMode, Strategy, json_equal
 from profiles.models import Compartment, Datamart, UserPoint, UserProfile
 from profiles.services import (
     WriteOutcome,
@@ -192,3 +192,15 @@ def test_concurrent_writers_of_one_profile_lose_nothing_on_postgresql():
     assert _write_concurrently(datamart.id, keys) == []
     assert UserPoint.objects.count() == 1
     assert sorted(UserProfile.objects.get().properties) == sorted(keys)
+
+
+@pytest.mark.parametrize("value", [1e300, -4.16204692637487e16, 2.0**64])
+def test_a_stored_big_float_reads_back_equal_and_can_be_written_again(datamart, value):
+    """PostgreSQL's jsonb writes 1e300 without its exponent; it still reads back as a float,
+    so a client that sends back what it read is not refused (integers stop at 64 bits)."""
+    identifier = EmailIdentifier("h")
+    written = upsert(datamart, identifier, {"x": value, "y": 1})
+    stored = UserProfile.objects.get(pk=written.profile.pk)
+    assert json_equal(stored.properties["x"], value)
+    again = upsert(datamart, identifier, dict(stored.properties), mode=FORCE)
+    assert again.outcome == WriteOutcome.UNCHANGED
