@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from django.conf import settings
@@ -16,6 +17,20 @@ from profiles.validation import PropertiesDecoder
 def epoch_ms(moment: datetime | None) -> int | None:
     """Timestamps reach clients as epoch milliseconds."""
     return None if moment is None else int(moment.timestamp() * 1000)
+
+
+class PropertiesField(models.JSONField):
+    """Custom properties as stored: read back with `PropertiesDecoder` (an integer past 64 bits
+    is a float that jsonb printed without its exponent). Forms parse input as plain JSON, so
+    the validator still refuses such an integer when a person or a client sends one."""
+
+    def from_db_value(self, value, expression, connection):
+        if not isinstance(value, str):
+            return super().from_db_value(value, expression, connection)
+        try:
+            return json.loads(value, cls=PropertiesDecoder)
+        except json.JSONDecodeError:
+            return value
 
 
 class Datamart(models.Model):
@@ -131,7 +146,7 @@ class UserProfile(models.Model):
     user_point = models.ForeignKey(UserPoint, on_delete=models.CASCADE, related_name="profiles")
     compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="profiles")
     user_account_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL: anonymous, unlike any account id)
-    properties = models.JSONField(default=dict, blank=True, decoder=PropertiesDecoder)
+    properties = PropertiesField(default=dict, blank=True)
     creation_ts = models.DateTimeField(default=timezone.now, editable=False)
     last_modified_ts = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
 
