@@ -79,7 +79,7 @@ def _rule_two_warning(records: list[ImportRecord]) -> str:
     )
 
 
-def preview_file(
+def import_preview(
     *,
     datamart: Datamart,
     path: str | os.PathLike[str],

@@ -4,7 +4,7 @@ The four formats of the screens are django-import-export format classes (CSV, XL
 are its own, NDJSON is a small one here), each tied to the `FileFormat` our readers and writers
 know, whose extension and content type they take from `imports.formats`. Imports never go
 through django-import-export's `import_data` (it holds the whole file in memory and writes in
-the request): the admin previews with `imports.services.import_preview`
+the request): the admin previews with `imports.preview.import_preview`
 and runs the file with an execution. Export files are written by `imports.export_files`,
 which the admin and the export worker call directly; the resource only names the columns of
 SPEC §3 for the screens.
@@ -128,7 +128,7 @@ class UserProfileResource(resources.Resource):
     def import_data(self, *args, **kwargs):
         raise NotImplementedError(
             "profiles are imported by an execution (imports.services.execution_start), "
-            "previewed with imports.services.import_preview"
+            "previewed with imports.preview.import_preview"
         )
 
 

@@ -21,18 +21,47 @@ from django.utils import timezone
 
 from imports.formats import FileFormat, format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
-from imports.preview import ImportPreview, preview_file
 from imports.readers import ReaderOptions
 from imports.tasks import run_execution
 from imports.writers import write_failed_lines
 from profiles.commands import LineError
 from profiles.errors import ProfileError
-from profiles.merge import MergeMode, choose_merge_mode
+from profiles.merge import choose_merge_mode
 from profiles.models import Datamart
 
 
 class ImportRefused(ProfileError):
     """A request about an import that cannot be honoured (bad option, nothing to retry)."""
+
+
+# --- document imports -----------------------------------------------------------------------
+
+
+def document_import_create(
+    *, datamart: Datamart, name: str, document_type: str, mime_type: str, encoding: str
+) -> DocumentImport:
+    return DocumentImport.objects.create(
+        datamart=datamart,
+        name=name,
+        document_type=document_type,
+        mime_type=mime_type,
+        encoding=encoding,
+    )
+
+
+def document_import_update(
+    *, document_import: DocumentImport, name: str, document_type: str, mime_type: str, encoding: str
+) -> DocumentImport:
+    """Its datamart stays: its executions keep theirs."""
+    document_import.name, document_import.document_type = name, document_type
+    document_import.mime_type, document_import.encoding = mime_type, encoding
+    document_import.save(update_fields=["name", "document_type", "mime_type", "encoding"])
+    return document_import
+
+
+def document_import_delete(*, document_import: DocumentImport) -> None:
+    """Deletes its executions with it (cascade); their history rows keep the execution id."""
+    document_import.delete()
 
 
 # --- executions -----------------------------------------------------------------------------
@@ -245,29 +274,6 @@ def execution_failed_lines(*, execution: Execution) -> FailedLinesFile:
         file_name=f"{stem}.failed-lines.{spec.extension}",
         content_type=spec.content_type,
         chunks=_failed_lines_stream(execution=execution),
-    )
-
-
-# --- preview --------------------------------------------------------------------------------
-
-
-def import_preview(
-    *,
-    datamart: Datamart,
-    path: str | os.PathLike[str],
-    file_format: FileFormat | str,
-    options: ReaderOptions,
-    default_mode: MergeMode,
-    max_lines: int = 1000,
-) -> ImportPreview:
-    """A dry run of the first `max_lines` lines through the write engine, rolled back."""
-    return preview_file(
-        datamart=datamart,
-        path=path,
-        file_format=file_format,
-        options=options,
-        default_mode=default_mode,
-        max_lines=max_lines,
     )
 
 

@@ -8,12 +8,12 @@ from django.utils.html import format_html
 
 from imports.admin.forms import DocumentImportForm
 from imports.admin.permissions import can_import
-from imports.document_imports import (
+from imports.models import DocumentImport
+from imports.services import (
     document_import_create,
     document_import_delete,
     document_import_update,
 )
-from imports.models import DocumentImport
 from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin
 
 

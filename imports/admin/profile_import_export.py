@@ -4,7 +4,7 @@
   django-import-export's `ImportExportMixin`, and the one admin registered for UserProfile. It
   keeps UserProfileAdmin's two permission methods (import and export are separate
   permissions) and its datamart scoping.
-- Import: upload → preview (`services.import_preview`: a dry run, nothing written) → confirm →
+- Import: upload → preview (`imports.preview.import_preview`: a dry run, nothing written) → confirm →
   an execution (`services.execution_start`) that a worker runs; the upload is staged once
   (`imports.uploads`) and moved into the execution when confirmed.
 - Export: the list's own rows (`listed_profiles`: its filters and search), written by
@@ -37,10 +37,10 @@ from imports.export_files import export_stream
 from imports.exports import export_file_name, export_job_start, export_needs_background
 from imports.formats import FileFormat, format_spec
 from imports.models import DocumentImport
-from imports.preview import ImportPreview
+from imports.preview import ImportPreview, import_preview
 from imports.readers import ReaderOptions
 from imports.resources import PROFILE_FORMATS, UserProfileResource
-from imports.services import execution_start, import_preview
+from imports.services import execution_start
 from imports.uploads import (
     MovableFile,
     document_import_for_upload,

@@ -23,7 +23,7 @@ from imports.api.serializers import (
 )
 from imports.formats import format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
-from imports.services import execution_cancel, execution_start
+from imports.services import document_import_create, execution_cancel, execution_start
 from profiles.api import schema as docs
 from profiles.api.authentication import TokenUser
 from profiles.api.exceptions import PayloadTooLarge
@@ -61,7 +61,7 @@ class DocumentImportListView(DatamartView):
         serializer = DocumentImportSerializer(data=self.json_body())
         serializer.is_valid(raise_exception=True)
         # A plain definition with no rule to apply: no service needed.
-        document_import = DocumentImport.objects.create(
+        document_import = document_import_create(
             datamart=self.datamart, **serializer.validated_data
         )
         return Response(

@@ -9,8 +9,7 @@ from django.template.response import TemplateResponse
 from profiles.admin.forms import ApiTokenAddForm
 from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin
 from profiles.models import ApiToken
-from profiles.services import api_token_create, api_token_revoke
-from profiles.services_admin import api_token_rename
+from profiles.services import api_token_create, api_token_rename, api_token_revoke
 
 
 @admin.register(ApiToken)

@@ -8,8 +8,7 @@ from django.contrib import admin
 from profiles.admin.forms import CompartmentForm
 from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin
 from profiles.models import Compartment
-from profiles.services import compartment_delete
-from profiles.services_admin import compartment_add, compartment_edit
+from profiles.services import compartment_add, compartment_delete, compartment_edit
 
 
 @admin.register(Compartment)

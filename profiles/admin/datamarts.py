@@ -9,8 +9,8 @@ from profiles.admin.forms import DatamartAddForm
 from profiles.admin.scoping import DatamartScopedAdmin, ReadOnlyInline
 from profiles.admin.service_writes import ServiceWritesMixin
 from profiles.models import Compartment, Datamart, DatamartMembership
-from profiles.services import datamart_create
-from profiles.services_admin import (
+from profiles.services import (
+    datamart_create,
     datamart_delete,
     datamart_membership_add,
     datamart_membership_remove,

@@ -18,8 +18,7 @@ from profiles.admin.scoping import (
 from profiles.models import ProfileChange, UserAccount, UserAgent, UserEmail, UserPoint, UserProfile
 from profiles.paginators import EstimatedCountPaginator
 from profiles.selectors import point_ids_matching
-from profiles.services import identifier_attach, user_point_delete
-from profiles.services_admin import user_point_create
+from profiles.services import identifier_attach, user_point_create, user_point_delete
 
 
 class AccountInline(ReadOnlyInline):

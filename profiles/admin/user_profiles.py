@@ -38,6 +38,7 @@ from profiles.admin.scoping import (
     selected_compartment,
 )
 from profiles.errors import ProfileError
+from profiles.history import ChangeSource
 from profiles.identifiers import AccountIdentifier
 from profiles.merge import MergeMode, Strategy
 from profiles.models import ProfileChange, UserProfile
@@ -51,7 +52,6 @@ from profiles.selectors import (
     user_profiles_for_list,
 )
 from profiles.services import (
-    ChangeSource,
     profile_delete,
     profile_upsert,
     user_point_resolve,

@@ -36,6 +36,7 @@ from profiles.api.serializers import (
     UserPointSerializer,
 )
 from profiles.api.throttling import ApiTokenRateThrottle
+from profiles.history import ChangeSource
 from profiles.merge import MergeMode, Strategy, choose_merge_mode
 from profiles.models import Compartment, Datamart, ProfileChange
 from profiles.selectors import (
@@ -49,7 +50,6 @@ from profiles.selectors import (
     user_point_profiles,
 )
 from profiles.services import (
-    ChangeSource,
     WriteOutcome,
     compartment_create,
     compartment_delete,

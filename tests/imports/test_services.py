@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 
 from imports.models import DocumentImport, Execution, ExecutionError
+from imports.preview import import_preview
 from imports.readers import FileFormat, ReaderOptions
 from imports.services import (
     ImportRefused,
@@ -20,7 +21,6 @@ from imports.services import (
     execution_failed_lines_write,
     execution_retry,
     execution_start,
-    import_preview,
 )
 from profiles.errors import ProfileError
 from profiles.merge import DEFAULT_MERGE_MODE

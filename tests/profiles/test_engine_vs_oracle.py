@@ -466,7 +466,7 @@ def assert_engine_matches_oracle(
     return expected
 
 
-@pytest.mark.parametrize("value", [4.16204692637487e16, 1e300, -2.0**70])
+@pytest.mark.parametrize("value", [4.16204692637487e16, 1e300, -(2.0**70)])
 def test_a_line_equal_to_the_stored_profile_is_unchanged_for_big_floats(
     datamart, crm_compartment, value
 ):

@@ -20,10 +20,11 @@ from imports.admin.profile_import_export import ProfileImportExportAdmin
 from imports.exports import export_job_run
 from imports.formats import FileFormat, format_spec
 from imports.models import ExportJob
+from imports.preview import import_preview
 from imports.readers import ReaderOptions
 from imports.resources import format_class_for
 from imports.runner import execution_run
-from imports.services import execution_start, import_preview
+from imports.services import execution_start
 from imports.uploads import document_import_for_upload
 from imports.writers import FORMULA_PREFIXES
 from profiles.admin.user_profiles import UserProfileAdmin

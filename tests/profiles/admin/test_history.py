@@ -8,11 +8,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from profiles.history import ChangeSource
 from profiles.identifiers import EmailIdentifier
 from profiles.merge import DEFAULT_MERGE_MODE
 from profiles.models import ProfileChange
 from profiles.services import (
-    ChangeSource,
     api_token_create,
     profile_delete,
     profile_upsert,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from imports.document_imports import (
+from imports.models import DocumentImport
+from imports.services import (
     document_import_create,
     document_import_delete,
     document_import_update,
 )
-from imports.models import DocumentImport
 
 
 def test_a_definition_is_made_changed_and_deleted(datamart):

@@ -7,8 +7,8 @@ import pytest
 from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier
 from profiles.models import Compartment, Datamart, DatamartMembership, UserEmail, UserPoint
-from profiles.services import api_token_create
-from profiles.services_admin import (
+from profiles.services import (
+    api_token_create,
     api_token_rename,
     compartment_add,
     compartment_edit,
