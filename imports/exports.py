@@ -24,6 +24,7 @@ from django.utils import timezone
 from imports.export_files import export_write
 from imports.formats import FileFormat, format_spec
 from imports.models import ExportJob
+from imports.tasks import run_export_job
 from imports.uploads import MovableFile
 from profiles.errors import ProfileError
 from profiles.models import Datamart, UserProfile
@@ -57,8 +58,6 @@ def export_job_start(
     filters_label: str = "",
 ) -> ExportJob:
     """A PENDING export job, queued for a worker once the transaction commits."""
-    from imports.tasks import run_export_job
-
     with transaction.atomic():
         job = ExportJob.objects.create(
             datamart=datamart,

@@ -1,4 +1,6 @@
-"""Celery tasks: they take ids and call the runner or the services; running one twice gives the same database."""
+"""Celery tasks: they take ids and call the runner or the services; running one twice gives the
+same database. The services queue these tasks, so the tasks import the services inside the
+function: the one import cycle the layout keeps."""
 
 from __future__ import annotations
 
