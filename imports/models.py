@@ -185,7 +185,11 @@ class Execution(models.Model):
             "end_ts": epoch_ms(self.end_ts),
             "progress": self.progress,
             "counters": self.counters(),
-        }
+        } | (
+            {"error": {"error_code": self.error_code, "message": self.error_message}}
+            if self.status == self.Status.FAILED
+            else {}
+        )
 
 
 class ExecutionError(models.Model):

@@ -59,6 +59,11 @@ class ExecutionCountersSerializer(serializers.Serializer):
     failed = serializers.IntegerField(help_text="Lines in error (see the errors endpoint).")
 
 
+class ExecutionFailureSerializer(serializers.Serializer):
+    error_code = serializers.CharField(help_text="Why it failed, e.g. UNREADABLE_FILE.")
+    message = serializers.CharField(help_text="What went wrong, for a person.")
+
+
 class ExecutionSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The execution's id.")
     document_import_id = serializers.IntegerField(help_text="Its document import.")
@@ -71,6 +76,9 @@ class ExecutionSerializer(serializers.Serializer):
     end_ts = serializers.IntegerField(allow_null=True, help_text="End of the run, or null.")
     progress = serializers.FloatField(min_value=0, max_value=1, help_text="0 to 1.")
     counters = ExecutionCountersSerializer(help_text="Line counts, readable while it runs.")
+    error = ExecutionFailureSerializer(
+        required=False, help_text="Only on a FAILED execution: why it failed."
+    )
 
     def to_representation(self, instance: Execution) -> dict:
         return instance.as_api_object()

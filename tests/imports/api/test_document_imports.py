@@ -302,3 +302,33 @@ def test_a_staff_upload_records_the_user(datamart):
     response = upload(ApiClient(client=client), created["id"])
     assert Execution.objects.get(pk=data(response)["id"]).created_by == admin
     assert api_token_create  # tokens and sessions share the endpoints
+
+
+def test_a_failed_execution_says_why_and_a_successful_one_has_no_error(
+    api, crm_compartment, django_capture_on_commit_callbacks, monkeypatch
+):
+    """SPEC §5: a FAILED execution adds "error": {"error_code", "message"}."""
+    from profiles_site.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    xlsx = create_import(api, mime_type="APPLICATION_XLSX")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(
+            api,
+            xlsx["id"],
+            body=b"this is not a workbook",
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    failed = data(api.get(f"{IMPORTS}/{xlsx['id']}/executions/{data(response)['id']}"))
+    assert failed["status"] == "FAILED"
+    assert set(failed) == EXECUTION_KEYS | {"error"}
+    assert set(failed["error"]) == {"error_code", "message"}
+    assert failed["error"]["error_code"] and failed["error"]["message"]
+    listed = data(api.get(f"{IMPORTS}/{xlsx['id']}/executions"))
+    assert listed[0]["error"] == failed["error"]
+
+    ndjson = create_import(api)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(api, ndjson["id"])
+    succeeded = data(api.get(f"{IMPORTS}/{ndjson['id']}/executions/{data(response)['id']}"))
+    assert succeeded["status"] == "SUCCEEDED" and "error" not in succeeded
