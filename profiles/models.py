@@ -242,6 +242,8 @@ class ProfileChange(models.Model):
         CREATED = "created"
         UPDATED = "updated"
         DELETED = "deleted"
+        # A person erased (SPEC §7): the one record of it, naming no profile (ids 0).
+        ERASED = "erased"
 
     class Source(models.TextChoices):
         ADMIN = "admin"

@@ -36,13 +36,16 @@ from profiles.services.profiles import (
     profile_upsert,
 )
 from profiles.services.user_points import (
+    Erasure,
     identifier_attach,
     user_point_create,
     user_point_delete,
+    user_point_erase,
     user_point_resolve,
 )
 
 __all__ = [
+    "Erasure",
     "ProfileWrite",
     "WriteOutcome",
     "api_token_authenticate",
@@ -70,5 +73,6 @@ __all__ = [
     "profile_upsert",
     "user_point_create",
     "user_point_delete",
+    "user_point_erase",
     "user_point_resolve",
 ]
