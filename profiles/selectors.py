@@ -122,6 +122,13 @@ def profile_changes(*, profile: UserProfile) -> QuerySet[ProfileChange]:
     ).select_related("user", "api_token")
 
 
+def user_point_changes(*, user_point: UserPoint) -> QuerySet[ProfileChange]:
+    """The recorded changes of all the point's profiles, deleted ones included."""
+    return ProfileChange.objects.filter(user_point_id=user_point.pk).select_related(
+        "user", "api_token"
+    )
+
+
 def profile_get(
     *,
     datamart: Datamart,

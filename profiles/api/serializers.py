@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
-from profiles.models import UserPoint, UserProfile, epoch_ms
+from profiles.models import ProfileChange, UserPoint, UserProfile, epoch_ms
 from profiles.validation import MAX_COMPARTMENT_ID
 
 # --- strict input -------------------------------------------------------------------------
@@ -170,6 +170,60 @@ class UserPointSerializer(serializers.Serializer):
                 for profile in sorted(instance.profiles.all(), key=lambda profile: profile.pk)
             ],
         }
+
+
+# --- one person's history and erasure (SPEC §7) ----------------------------------------------
+
+
+class ProfileChangeSerializer(serializers.Serializer):
+    ts = serializers.IntegerField(help_text="When, epoch milliseconds.")
+    action = serializers.ChoiceField(
+        choices=ProfileChange.Action.values, help_text="What happened to the profile."
+    )
+    source = serializers.ChoiceField(
+        choices=ProfileChange.Source.values, help_text="admin, api, import or system."
+    )
+    profile_id = serializers.IntegerField(help_text="The profile's id (it may be deleted since).")
+    compartment_id = serializers.IntegerField(help_text="The profile's compartment.")
+    user_account_id = serializers.CharField(
+        allow_null=True, help_text="The profile's account; null for the anonymous profile."
+    )
+    changed_keys = serializers.ListField(
+        child=serializers.CharField(), help_text="The top-level properties that changed."
+    )
+    user = serializers.CharField(allow_null=True, help_text="The staff user who made it, if one.")
+    api_token = serializers.CharField(allow_null=True, help_text="The API token's name, if one.")
+    execution_id = serializers.IntegerField(
+        allow_null=True, help_text="The import execution that made it, if one."
+    )
+
+    def to_representation(self, instance: ProfileChange) -> dict:
+        return {
+            "ts": epoch_ms(instance.ts),
+            "action": instance.action,
+            "source": instance.source,
+            "profile_id": instance.profile_id,
+            "compartment_id": instance.compartment_id,
+            "user_account_id": instance.user_account_id,
+            "changed_keys": list(instance.changed_keys),
+            "user": None if instance.user is None else instance.user.get_username(),
+            "api_token": None if instance.api_token is None else instance.api_token.name,
+            "execution_id": instance.execution_id,
+        }
+
+
+class ErasureSerializer(serializers.Serializer):
+    user_point_id = serializers.UUIDField(help_text="The erased user point.")
+    erasure_id = serializers.UUIDField(
+        help_text="The id under which the history now keeps the erasure record and the "
+        "point's former changes, stripped of personal data."
+    )
+    identifiers = serializers.IntegerField(help_text="Identifiers deleted.")
+    profiles = serializers.IntegerField(help_text="Profiles deleted.")
+    history_rows = serializers.IntegerField(help_text="History rows stripped of personal data.")
+    line_errors = serializers.IntegerField(
+        help_text="Stored import line errors that named the person, scrubbed."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from profiles.api import views
+from profiles.api import erasure, views
 from profiles.api.routing import DM, ID, route_patterns
 
 SELECTOR = rf"{DM}/user_points/(?P<selector>[^/]+)"
@@ -16,6 +16,8 @@ ROUTES = [
     (rf"{DM}/compartments/(?P<compartment_id>{ID})", views.CompartmentDetailView, "compartment"),
     (SELECTOR, views.UserPointView, "user-point"),
     (rf"{SELECTOR}/user_profiles", views.UserPointProfilesView, "user-point-profiles"),
+    (rf"{SELECTOR}/history", erasure.UserPointHistoryView, "user-point-history"),
+    (rf"{SELECTOR}/erase", erasure.UserPointEraseView, "user-point-erase"),
     (
         rf"{SELECTOR}/user_profiles/compartment_id=(?P<compartment_id>[^/]+)",
         views.ProfileView,
