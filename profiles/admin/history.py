@@ -40,6 +40,20 @@ def change_who(change: ProfileChange) -> str:
     return change_author(change)
 
 
+def profile_cell(change: ProfileChange) -> str:
+    """The profile a change names, linked while it may still exist; an erasure names none."""
+    if change.action == ProfileChange.Action.ERASED:
+        return "—"
+    label = f"{change.compartment_id}/{change.user_account_id or 'anonymous'}"
+    if change.action == ProfileChange.Action.DELETED:
+        return label
+    return format_html(
+        '<a href="{}">{}</a>',
+        reverse("admin:profiles_userprofile_change", args=[change.profile_id]),
+        label,
+    )
+
+
 def history_table(changes: list[ProfileChange], *, with_profile: bool = False) -> str:
     if not changes:
         return "No recorded change yet."
@@ -55,17 +69,7 @@ def history_table(changes: list[ProfileChange], *, with_profile: bool = False) -
     for change in changes:
         cells = [f"{change.ts:%Y-%m-%d %H:%M:%S} UTC"]
         if with_profile:
-            account = change.user_account_id or "anonymous"
-            cells.append(
-                format_html(
-                    '<a href="{}">{}/{}</a>',
-                    reverse("admin:profiles_userprofile_change", args=[change.profile_id]),
-                    change.compartment_id,
-                    account,
-                )
-                if change.action != ProfileChange.Action.DELETED
-                else f"{change.compartment_id}/{account}"
-            )
+            cells.append(profile_cell(change))
         cells += [
             source_label(change),
             change_who(change),
@@ -111,14 +115,7 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Profile")
     def profile_link(self, obj):
-        label = f"{obj.compartment_id}/{obj.user_account_id or 'anonymous'}"
-        if obj.action == ProfileChange.Action.DELETED:
-            return label
-        return format_html(
-            '<a href="{}">{}</a>',
-            reverse("admin:profiles_userprofile_change", args=[obj.profile_id]),
-            label,
-        )
+        return profile_cell(obj)
 
     @admin.display(description="Source")
     def source_column(self, obj):

@@ -3,7 +3,9 @@ identifiers, profiles and the history of all of them."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 from django.utils.text import Truncator
 
 from profiles.admin.display import properties_summary
@@ -15,10 +17,17 @@ from profiles.admin.scoping import (
     ReadOnlyInline,
     visible_datamart_ids,
 )
+from profiles.errors import ProfileError
+from profiles.history import ChangeSource
 from profiles.models import ProfileChange, UserAccount, UserAgent, UserEmail, UserPoint, UserProfile
 from profiles.paginators import EstimatedCountPaginator
 from profiles.selectors import point_ids_matching
-from profiles.services import identifier_attach, user_point_create, user_point_delete
+from profiles.services import (
+    identifier_attach,
+    user_point_create,
+    user_point_delete,
+    user_point_erase,
+)
 
 
 class AccountInline(ReadOnlyInline):
@@ -72,6 +81,7 @@ class UserPointAdmin(DatamartScopedAdmin):
     show_facets = admin.ShowFacets.NEVER
     inlines = (AccountInline, EmailInline, AgentInline, ProfileInline)
     change_form_template = "admin/profiles/userpoint/change_form.html"
+    actions = ("erase_points",)
 
     def get_queryset(self, request):
         return (
@@ -157,3 +167,32 @@ class UserPointAdmin(DatamartScopedAdmin):
 
     def delete_model(self, request, obj):
         user_point_delete(user_point=obj)
+
+    @admin.action(description="Erase (right to be forgotten)", permissions=["delete"])
+    def erase_points(self, request, queryset):
+        """Like Django's delete action: a confirmation page first, then the erasure of each
+        point through `user_point_erase` (docs/rules.md#erasure)."""
+        points = list(queryset.prefetch_related("accounts__compartment", "emails", "agents"))
+        if request.POST.get("post") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/profiles/userpoint/erase_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Erase these people?",
+                    "opts": self.model._meta,
+                    "points": [(point, self.identifiers(point)) for point in points],
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                    "media": self.media,
+                },
+            )
+        source = ChangeSource(kind=ProfileChange.Source.ADMIN, user_id=request.user.pk)
+        erased = 0
+        for point in points:
+            try:
+                user_point_erase(datamart=point.datamart, user_point=point, source=source)
+            except ProfileError:
+                continue  # erased by someone else meanwhile
+            erased += 1
+        self.message_user(request, f"Erased {erased} user point(s).", messages.SUCCESS)
+        return None
