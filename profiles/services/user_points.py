@@ -123,14 +123,22 @@ def user_point_erase(*, datamart: Datamart, user_point: UserPoint, source: Chang
             raise ProfileError("USER_POINT_NOT_FOUND", "user point not found")
         point_id = point.pk  # `delete()` clears it
         identifiers = _point_identifiers(point)
+        # Locked in id order, as the engine locks them: a write to them in flight commits
+        # (its history row included) before they go, and the two cannot deadlock.
+        profile_ids = list(
+            UserProfile.objects.select_for_update()
+            .filter(user_point=point)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        UserProfile.objects.filter(pk__in=profile_ids).delete()
+        for model in (UserAccount, UserEmail, UserAgent):
+            model.objects.filter(user_point=point).delete()
         erasure_id = uuid7()
-        # Moved off the point first, so deleting the point does not cascade to them.
+        # Moved off the point before it goes, so its deletion does not cascade to them.
         history_rows = ProfileChange.objects.filter(user_point_id=point.pk).update(
             user_point_id=erasure_id, user_account_id=None, changed_keys=[]
         )
-        _, deleted = UserProfile.objects.filter(user_point=point).delete()
-        for model in (UserAccount, UserEmail, UserAgent):
-            model.objects.filter(user_point=point).delete()
         point.delete()
         ProfileChange.objects.create(
             datamart=datamart,
@@ -156,7 +164,7 @@ def user_point_erase(*, datamart: Datamart, user_point: UserPoint, source: Chang
         user_point_id=point_id,
         erasure_id=erasure_id,
         identifiers=len(identifiers),
-        profiles=deleted.get(UserProfile._meta.label, 0),
+        profiles=len(profile_ids),
         history_rows=history_rows,
         line_errors=sum(answer for _, answer in answers if isinstance(answer, int)),
     )
