@@ -7,6 +7,7 @@ import pytest
 from imports.models import DocumentImport, Execution, ExecutionError
 from profiles.services import api_token_create
 from tests.profiles.api.client import BASE, ApiClient, data, error
+from tests.profiles.api.test_pagination import HOSTILE_CURSORS
 
 IMPORTS = f"{BASE}/document_imports"
 NDJSON = (
@@ -250,6 +251,16 @@ def test_errors_are_listed_in_line_order_with_paging(api):
     ]
     rest = api.get(path, {"limit": "2", "cursor": first["next"]}).json()
     assert [item["line"] for item in rest["data"]] == [9] and rest["next"] is None
+
+
+@pytest.mark.parametrize("cursor", HOSTILE_CURSORS[:3] + ["not base64!"])
+def test_the_import_lists_answer_400_to_a_hostile_cursor(api, cursor):
+    created = create_import(api)
+    execution = data(upload(api, created["id"]))
+    executions = f"{IMPORTS}/{created['id']}/executions"
+    for path in (IMPORTS, executions, f"{executions}/{execution['id']}/errors"):
+        body = error(api.get(path, {"cursor": cursor}), 400)
+        assert (body["error_code"], body["field"]) == ("INVALID_CURSOR", "cursor"), path
 
 
 def test_cancel_answers_the_execution(api):
