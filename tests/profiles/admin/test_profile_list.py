@@ -76,6 +76,11 @@ HOSTILE_PROPERTY_FILTERS = [
     "nl=" + '{"a":' * 40 + "1" + "}" * 40,
     "name=" + "x" * 1_000_001,
     ".".join(["a"] * 33) + "=1",
+    "\x00",
+    "\x00=1",
+    "=1",
+    "$compartment_id=1",
+    'a"b=1',
 ]
 
 
