@@ -3,9 +3,10 @@ and a value, for the API's `p.` search and the admin's filter (and its list colu
 
 The value is a JSON literal when it is one (`true`, `false`, `null`, numbers, `"quoted"`),
 else a plain string. Types count: `true` matches neither `"true"` nor `1`. Every part of the
-path is an object key. Both are bounded here, before any parser recursion or database query. On PostgreSQL the filter is a containment (`properties @> {...}`), which
-the GIN index (jsonb_path_ops) serves (an array or object value then matches by containment);
-on SQLite it compares the JSON type and the value found at the path.
+path is an object key. Both are bounded here, before any parser recursion or database query.
+On PostgreSQL the filter is a containment (`properties @> {...}`), which the GIN index
+(jsonb_path_ops) serves (an array or object value then matches by containment); on SQLite it
+compares the JSON type and the value found at the path.
 """
 
 from __future__ import annotations
