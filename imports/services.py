@@ -98,10 +98,11 @@ def execution_start(
     mode = choose_merge_mode(
         update_strategy=default_update_strategy, merge_objects=default_merge_objects
     )
+    name = upload_file_name(file_name) or f"upload.{fmt.value.lower()}"
     execution = Execution(
         datamart_id=document_import.datamart_id,
         document_import=document_import,
-        file_name=_base_name(file_name)[:255],
+        file_name=name[:255],
         file_format=fmt.value,
         encoding=encoding or document_import.encoding,
         default_update_strategy=mode.strategy.value,
@@ -114,7 +115,7 @@ def execution_start(
     if size is not None and size > cap:
         return _failed_too_large(execution, size, cap)
     # Stored before the transaction: copying a large file must not hold the database's locks.
-    execution.file.save(_storage_name(file_name, fmt), upload, save=False)
+    execution.file.save(name[-120:], upload, save=False)
     stored_size = execution.file.storage.size(execution.file.name)
     if stored_size > cap:
         execution.file.delete(save=False)
@@ -138,14 +139,16 @@ def _size_of(upload: File) -> int | None:
         return None
 
 
-def _base_name(file_name: str | None) -> str:
-    """The name without any folder, Windows ones included (some browsers send them)."""
-    return os.path.basename((file_name or "").replace("\\", "/"))
-
-
-def _storage_name(file_name: str, fmt: FileFormat) -> str:
-    base = _base_name(file_name) or f"upload.{fmt.value.lower()}"
-    return base[-120:]
+def upload_file_name(file_name: str | None) -> str:
+    """The name an upload is kept under: its base name, without any folder (Windows ones
+    included: some browsers send them), and without the characters `str.isprintable` refuses
+    (control and format characters, lone surrogates, line separators), which a database
+    column or a header cannot hold, as Django's multipart parser does for admin uploads.
+    `.` and `..` are no name: "" then.
+    """
+    printable = "".join(character for character in file_name or "" if character.isprintable())
+    base = os.path.basename(printable.replace("\\", "/")).strip()
+    return "" if base in {".", ".."} else base
 
 
 def _failed_too_large(execution: Execution, size: int, cap: int) -> Execution:

@@ -1,15 +1,20 @@
-"""Property path filters (`newsletter_options.subscribed = true`), read as the API reads them.
+"""Property path filters (`newsletter_options.subscribed = true`): the one reading of a path
+and a value, for the API's `p.` search and the admin's filter (and its list columns' paths).
 
 The value is a JSON literal when it is one (`true`, `false`, `null`, numbers, `"quoted"`),
 else a plain string. Types count: `true` matches neither `"true"` nor `1`. Every part of the
-path is an object key. On PostgreSQL the filter is a containment (`properties @> {...}`), which
-the GIN index (jsonb_path_ops) serves (an array or object value then matches by containment);
-on SQLite it compares the JSON type and the value found at the path.
+path is an object key. Both are bounded here, before any parser recursion or database query.
+On PostgreSQL the filter is a containment (`properties @> {...}`), which the GIN index
+(jsonb_path_ops) serves (an array or object value then matches by containment); on SQLite it
+compares the JSON type and the value found at the path.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 from django.db import connection
@@ -17,20 +22,111 @@ from django.db.models import CharField, F, FloatField, Func, IntegerField, Q, Te
 from django.db.models.lookups import Exact, In
 
 from profiles.errors import ProfileError
+from profiles.validation import (
+    MAX_DEPTH,
+    MAX_KEY_LENGTH,
+    MAX_PROFILE_BYTES,
+    PropertyError,
+    validate_custom_properties,
+)
+
+# A quote or a backslash would end a key in SQLite's JSON path; a control character has no
+# place in a key typed in a URL or a filter box.
+_KEY_FORBIDDEN = re.compile(r'["\\\x00-\x1f]')
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_MAX_INT_DIGITS = 19  # 2**63 - 1 has 19 digits: a longer integer is out of range
+
+
+class _IntegerTooLong(Exception):
+    """Not a ValueError: json.loads must not read the text as a plain string because of it."""
 
 
 def property_value_parse(text: str) -> Any:
-    """`true` → True, `1` → 1, `"1"` → "1", `null` → None; anything else stays a string.
+    """The VALUE of a property filter, read alike by the API (`p.<path>=VALUE`) and the admin
+    (`path=VALUE`): `true` → True, `1` → 1, `"1"` → "1", `null` → None, objects and arrays (on
+    PostgreSQL they match by containment); a text that is no JSON literal stays a string
+    (`NaN` and `Infinity` are none: they are text).
 
-    JSON objects and arrays are literals too (on PostgreSQL they match by containment).
+    Bounded as stored properties are (profiles.validation), since a value past those bounds
+    matches no stored property: at most MAX_PROFILE_BYTES, nested at most MAX_DEPTH deep
+    (counted on the text first, so the JSON parser never recurses further), no NUL, no unpaired
+    surrogate, integers within 64 bits (checked on their digits before Python converts them),
+    finite numbers, no empty or over-long keys. Anything else raises ProfileError
+    `INVALID_FILTER`, never reaching the database.
     """
+    if len(text) > MAX_PROFILE_BYTES:
+        raise _invalid_value(f"the value takes more than {MAX_PROFILE_BYTES} bytes")
+    if text.lstrip()[:1] in ("[", "{") and _nesting_depth(text) > MAX_DEPTH:
+        raise _invalid_value(f"the value is nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_not_a_literal, parse_int=_bounded_int)
+    except _IntegerTooLong:
+        raise _invalid_value("the number does not fit in 64 bits") from None
     except ValueError:
-        return text
+        value = text
+    try:
+        validate_custom_properties({"value": value})
+    except PropertyError as error:
+        raise _invalid_value(error.message) from None
+    return value
+
+
+def _invalid_value(reason: str) -> ProfileError:
+    return ProfileError(
+        "INVALID_FILTER", f"the filter's value cannot be compared: {reason}", field="property"
+    )
+
+
+def _not_a_literal(name: str) -> None:
+    raise ValueError(name)  # NaN, Infinity: no JSON literal, so the text itself
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _IntegerTooLong(digits)
+    return int(digits)
+
+
+def _nesting_depth(text: str) -> int:
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(_BRACKET_STEP[char] for char in brackets), default=0)
+
+
+def property_path_check(parts: Sequence[str]) -> None:
+    """The keys a property path may name, for the API's `p.` filters and the admin's filter and
+    columns: 1 to MAX_DEPTH non-empty keys of at most MAX_KEY_LENGTH characters, without a
+    quote, a backslash, a control character or an unpaired surrogate, and no `$` key at the top
+    (a custom property never has one). Raises ProfileError `INVALID_PROPERTY_PATH`."""
+    if (
+        not 0 < len(parts) <= MAX_DEPTH
+        or not all(parts)
+        or parts[0].lstrip().startswith("$")
+        or any(
+            len(part) > MAX_KEY_LENGTH or _KEY_FORBIDDEN.search(part) or not _is_utf8(part)
+            for part in parts
+        )
+    ):
+        raise ProfileError(
+            "INVALID_PROPERTY_PATH",
+            f"a property path is 1 to {MAX_DEPTH} keys joined by dots, each at most "
+            f"{MAX_KEY_LENGTH} characters without quote, backslash or control character, and "
+            "no `$` key at the top",
+            field="property",
+        )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def property_path_parse(path: str) -> list[str]:
+    """`newsletter.subscribed` as staff type it (spaces around keys dropped) → its keys."""
     parts = path.strip().split(".")
     if not path.strip() or any(not part.strip() for part in parts):
         raise ProfileError(
@@ -38,7 +134,9 @@ def property_path_parse(path: str) -> list[str]:
             f"'{path}' is not a property path: write keys joined by dots, e.g. newsletter.subscribed",
             field="property",
         )
-    return [part.strip() for part in parts]
+    parts = [part.strip() for part in parts]
+    property_path_check(parts)
+    return parts
 
 
 def property_filter_q(path: str | tuple[str, ...], value: Any, *, vendor: str | None = None) -> Q:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework.parsers import FileUploadParser
 
+from imports.services import upload_file_name
+
 
 class RawUploadParser(FileUploadParser):
     """The whole body is the file, whatever its type: the view checks the type against the import.
@@ -19,4 +21,5 @@ class RawUploadParser(FileUploadParser):
             name = super().get_filename(stream, media_type, parser_context)
         except Exception:  # a malformed Content-Disposition only loses the name
             name = None
-        return name or self.UNNAMED
+        # Cleaned here already: Django's uploaded file refuses `..` and the like.
+        return upload_file_name(name) or self.UNNAMED

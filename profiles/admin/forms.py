@@ -227,7 +227,9 @@ class UserPointForm(ScopedModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not self.instance.pk:
+        # Not `pk`: a point's UUID is given when the object is built, before it is saved.
+        self.adding = self.instance._state.adding
+        if self.adding:
             self.fields["identifier_kind"].required = True
             self.fields["identifier_value"].required = True
         self.fields["identifier_compartment"].label_from_instance = lambda c: (
@@ -238,7 +240,8 @@ class UserPointForm(ScopedModelForm):
         cleaned = super().clean()
         kind, value = cleaned.get("identifier_kind"), (cleaned.get("identifier_value") or "")
         value = value.strip()
-        datamart = cleaned.get("datamart") or (self.instance.datamart if self.instance.pk else None)
+        # Adding: the datamart chosen, None when it is no choice (its field error says why).
+        datamart = cleaned.get("datamart") if self.adding else self.instance.datamart
         if not kind or not value or datamart is None:
             cleaned["identifier"] = None
             return cleaned

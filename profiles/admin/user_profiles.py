@@ -196,7 +196,9 @@ class UserProfileAdmin(DatamartScopedAdmin):
         except ProfileError as error:
             if error.field != PROPERTY_PARAMETER:
                 raise IncorrectLookupParameters(error.message) from error
-            messages.error(request, error.message)
+            if not getattr(request, "_property_filter_refused", False):  # once per page
+                request._property_filter_refused = True
+                messages.error(request, error.message)
             return UserProfile.objects.none()
 
     def list_ordering(self, request, changelist) -> tuple[str, ...]:

@@ -33,13 +33,21 @@ def encode_cursor(values: list[int]) -> str:
 
 
 def decode_cursor(query_params, *, size: int) -> list[int] | None:
+    """The sort key a cursor holds; anything but a cursor `encode_cursor` made is INVALID_CURSOR.
+
+    The text is bounded before it is decoded: no cursor of `size` keys is longer than the one
+    of the most negative keys, so a client's text never reaches the JSON parser's recursion
+    (`[[[[…`) or its big-number arithmetic.
+    """
     text = query_params.get("cursor")
     if text is None or text == "":
         return None
-    try:
-        values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        values = None
+    values = None
+    if len(text) <= len(encode_cursor([-_MAX_KEY] * size)):
+        try:
+            values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            values = None
     if (
         not isinstance(values, list)
         or len(values) != size

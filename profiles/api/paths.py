@@ -11,8 +11,6 @@ Selector rules (SPEC §5, and ours where it is silent):
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import uuid
 from datetime import UTC, datetime
@@ -20,18 +18,14 @@ from datetime import UTC, datetime
 from rest_framework import status
 
 from profiles.api.exceptions import ApiError
+from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
+from profiles.property_paths import property_path_check, property_value_parse
 from profiles.selectors import PropertyFilter, UserPointSelector
-from profiles.validation import (
-    MAX_COMPARTMENT_ID,
-    MAX_DEPTH,
-    MAX_INT,
-    MAX_USER_ACCOUNT_ID_LENGTH,
-)
+from profiles.validation import MAX_COMPARTMENT_ID, MAX_DEPTH, MAX_USER_ACCOUNT_ID_LENGTH
 
 MAX_VALUE_LENGTH = 255  # the identifier columns' max_length
 _ACCOUNT = re.compile(r"compartment_id=([0-9]{1,10}),user_account_id=(.+)", re.DOTALL)
-_FILTER_KEY_FORBIDDEN = re.compile(r'["\\\x00-\x1f]')
 
 
 def bad_request(code: str, message: str, *, field: str = "") -> ApiError:
@@ -113,30 +107,32 @@ def parse_epoch_ms(text: str, *, field: str) -> datetime:
 
 
 def parse_property_filter(name: str, raw_value: str) -> PropertyFilter:
-    """`p.a.b` and VALUE: VALUE is a JSON scalar literal when it parses as one, else a string."""
+    """`p.a.b` and VALUE: VALUE is a JSON scalar literal when it parses as one, else a string.
+
+    The path's keys and the value are read by `profiles.property_paths`, as the admin's filter
+    is; the API adds that keys are taken as sent (spaces count) and that a filter compares one
+    value, never an object or an array.
+    """
     path = tuple(name.removeprefix("p.").split("."))
-    if (
-        len(path) > MAX_DEPTH
-        or not all(path)
-        or path[0].lstrip().startswith("$")
-        or any(_FILTER_KEY_FORBIDDEN.search(segment) for segment in path)
-    ):
+    try:
+        property_path_check(path)
+    except ProfileError:
         raise bad_request(
             "INVALID_FILTER",
             f"{name[:64]!r}: a property filter is p.<key>[.<key>…] with at most {MAX_DEPTH} "
             "non-empty keys, no quote, backslash or control character, and no `$` key at the top",
             field=name[:64],
-        )
+        ) from None
     return PropertyFilter(path=path, value=_filter_value(name, raw_value))
 
 
 def _filter_value(name: str, raw_value: str) -> None | bool | int | float | str:
-    if "\x00" in raw_value:
-        raise bad_request("INVALID_FILTER", f"{name[:64]}: NUL in the value", field=name[:64])
     try:
-        value = json.loads(raw_value, parse_constant=_not_a_literal)
-    except (ValueError, RecursionError):
-        return raw_value
+        value = property_value_parse(raw_value)
+    except ProfileError as error:
+        raise bad_request(
+            "INVALID_FILTER", f"{name[:64]}: {error.message}", field=name[:64]
+        ) from None
     if isinstance(value, dict | list):
         raise bad_request(
             "INVALID_FILTER",
@@ -144,30 +140,4 @@ def _filter_value(name: str, raw_value: str) -> None | bool | int | float | str:
             "not an object or an array",
             field=name[:64],
         )
-    if isinstance(value, str) and ("\x00" in value or not _is_utf8(value)):
-        raise bad_request(
-            "INVALID_FILTER",
-            f"{name[:64]}: NUL or unpaired surrogate in the value",
-            field=name[:64],
-        )
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        raise bad_request(
-            "INVALID_FILTER", f"{name[:64]}: the number is too large", field=name[:64]
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise bad_request(
-            "INVALID_FILTER", f"{name[:64]}: the number is too large", field=name[:64]
-        )
     return value
-
-
-def _not_a_literal(name: str) -> None:
-    raise ValueError(name)  # NaN / Infinity: read as the string
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

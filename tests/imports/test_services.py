@@ -77,6 +77,29 @@ def test_nothing_is_queued_when_the_caller_rolls_back(
     assert callbacks == [] and not Execution.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("crm\x00.ndjson", "crm.ndjson"),
+        ("..\\..\\crm\r\n.ndjson", "crm.ndjson"),
+        ("/tmp/../crm.ndjson", "crm.ndjson"),
+        ("..", "upload.ndjson"),
+        ("\x00\x01", "upload.ndjson"),
+        ("", "upload.ndjson"),
+    ],
+)
+def test_start_keeps_a_printable_base_name_of_the_file(document_import, given, kept):
+    execution = execution_start(
+        document_import=document_import,
+        upload=ContentFile(ndjson(account("c1", {"a": 1})), name="any"),
+        file_name=given,
+        enqueue=False,
+    )
+    assert execution.file_name == kept
+    assert execution.file.name.startswith("imports/") and execution.file.name.endswith(".ndjson")
+    assert ".." not in execution.file.name
+
+
 def test_start_refuses_a_bad_default_strategy(document_import):
     with pytest.raises(ProfileError) as problem:
         upload(document_import, b"{}", default_update_strategy="SOMETIMES")

@@ -33,6 +33,7 @@ from profiles.merge import MergeMode, Strategy
 from profiles.models import UserProfile
 from tests.factories import command_write
 from tests.imports.admin.conftest import EXPORT_URL, PROFILES
+from tests.profiles.admin.test_profile_list import HOSTILE_PROPERTY_FILTERS
 
 FORCE_REPLACE = MergeMode(Strategy.FORCE_REPLACE)
 FORMAT_INDEX = {"CSV": "0", "XLSX": "1", "JSON": "2", "NDJSON": "3"}
@@ -137,6 +138,17 @@ def test_export_button_carries_the_lists_filters(importer_client, crowd, crm_com
     assert "1 profile matches" in form
     counted = importer_client.get(EXPORT_URL, {"compartment": crm_compartment.pk}).content
     assert "4 profiles match" in counted.decode()
+
+
+@pytest.mark.parametrize("expression", HOSTILE_PROPERTY_FILTERS)
+def test_the_export_page_says_a_property_filter_cannot_be_compared(
+    importer_client, crowd, expression
+):
+    response = importer_client.get(EXPORT_URL, {"property": expression})
+    assert response.status_code == 200
+    shown = [str(message) for message in response.context["messages"]]
+    assert len(shown) == 1 and shown[0], shown
+    assert "0 profiles match" in response.content.decode()
 
 
 @pytest.mark.parametrize("file_format", ["CSV", "XLSX", "JSON", "NDJSON"])

@@ -7,6 +7,7 @@ import pytest
 from imports.models import DocumentImport, Execution, ExecutionError
 from profiles.services import api_token_create
 from tests.profiles.api.client import BASE, ApiClient, data, error
+from tests.profiles.api.test_pagination import HOSTILE_CURSORS
 
 IMPORTS = f"{BASE}/document_imports"
 NDJSON = (
@@ -144,6 +145,43 @@ def test_upload_keeps_the_content_disposition_file_name(api):
     assert Execution.objects.get(pk=execution["id"]).file_name == "crm.ndjson"
 
 
+@pytest.mark.parametrize(
+    ("disposition", "stored"),
+    [
+        ('attachment; filename="evil\x00.ndjson"', "evil.ndjson"),
+        ("attachment; filename*=utf-8''evil%00.ndjson", "evil.ndjson"),
+        ('attachment; filename="a\tb\x1bc\x7f\u200b\u2028.ndjson"', "abc.ndjson"),
+        ("attachment; filename*=utf-8''%ED%A0%80x.ndjson", "\ufffd\ufffd\ufffdx.ndjson"),
+        ('attachment; filename="../../x.ndjson"', "x.ndjson"),
+        ('attachment; filename="C:\\x\\y.csv"', "y.csv"),
+        ('attachment; filename="/etc/passwd"', "passwd"),
+        ('attachment; filename=".."', "upload.ndjson"),
+        ('attachment; filename="\x00"', "upload.ndjson"),
+        ('attachment; filename="données clients.ndjson"', "données clients.ndjson"),
+    ],
+)
+def test_upload_stores_a_safe_base_name_of_the_content_disposition(api, disposition, stored):
+    created = create_import(api)
+    response = upload(api, created["id"], HTTP_CONTENT_DISPOSITION=disposition)
+    assert response.status_code == 201, response.content
+    execution = Execution.objects.get(pk=data(response)["id"])
+    assert execution.file_name == stored
+    assert execution.file.name.startswith("imports/") and ".." not in execution.file.name
+    with execution.file.open("rb") as handle:
+        assert handle.read() == NDJSON
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_nul_in_the_upload_file_name_is_stored_without_it_on_postgresql(api):
+    """PostgreSQL refuses a NUL in a text column: the name was a 500 before it was cleaned."""
+    created = create_import(api)
+    disposition = 'attachment; filename="evil\x00.ndjson"'
+    response = upload(api, created["id"], HTTP_CONTENT_DISPOSITION=disposition)
+    assert response.status_code == 201, response.content
+    assert Execution.objects.get(pk=data(response)["id"]).file_name == "evil.ndjson"
+
+
 def test_upload_of_a_large_file_is_streamed_to_storage(api, settings):
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # bigger bodies go through a temporary file
     created = create_import(api)
@@ -250,6 +288,16 @@ def test_errors_are_listed_in_line_order_with_paging(api):
     ]
     rest = api.get(path, {"limit": "2", "cursor": first["next"]}).json()
     assert [item["line"] for item in rest["data"]] == [9] and rest["next"] is None
+
+
+@pytest.mark.parametrize("cursor", HOSTILE_CURSORS[:3] + ["not base64!"])
+def test_the_import_lists_answer_400_to_a_hostile_cursor(api, cursor):
+    created = create_import(api)
+    execution = data(upload(api, created["id"]))
+    executions = f"{IMPORTS}/{created['id']}/executions"
+    for path in (IMPORTS, executions, f"{executions}/{execution['id']}/errors"):
+        body = error(api.get(path, {"cursor": cursor}), 400)
+        assert (body["error_code"], body["field"]) == ("INVALID_CURSOR", "cursor"), path
 
 
 def test_cancel_answers_the_execution(api):

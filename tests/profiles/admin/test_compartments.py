@@ -37,7 +37,14 @@ def test_the_default_compartment_cannot_be_unset_nor_deleted(datamart, alice, lo
 
 @pytest.mark.parametrize(
     ("columns", "error"),
-    [('"firstname"', "JSON list"), ('["a..b"]', "not a property path"), ('["ok", 3]', "JSON list")],
+    [
+        ('"firstname"', "JSON list"),
+        ('["a..b"]', "not a property path"),
+        ('["ok", 3]', "JSON list"),
+        ('["a\\u0000b"]', "a property path is"),
+        ('["$compartment_id"]', "a property path is"),
+        ('["' + ".".join(["a"] * 33) + '"]', "a property path is"),
+    ],
 )
 def test_profile_list_columns_of_a_compartment_are_checked(
     crm_compartment, alice, login, columns, error

@@ -59,6 +59,65 @@ def test_property_filter_that_is_not_path_equals_value_says_so(people, alice, lo
     assert "is not a filter: write path=value" in response.content.decode()
 
 
+# Values the database cannot compare or Python cannot parse: each was a 500 on one database.
+HOSTILE_PROPERTY_FILTERS = [
+    "age=1e999",
+    "age=-1e999",
+    "age=99999999999999999999",
+    "age=" + "9" * 5000,
+    'name="\\ud800"',
+    'name="x\\u0000y"',
+    "name=a\x00b",
+    "na\x00me=Ann",
+    'nl={"subscribed": "\\u0000"}',
+    "nl=[1e999]",
+    "nl=" + "[" * 3000,
+    "nl=" + "[" * 3000 + "]" * 3000,
+    "nl=" + '{"a":' * 40 + "1" + "}" * 40,
+    "name=" + "x" * 1_000_001,
+    ".".join(["a"] * 33) + "=1",
+    "\x00",
+    "\x00=1",
+    "=1",
+    "$compartment_id=1",
+    'a"b=1',
+]
+
+
+@pytest.mark.parametrize("expression", HOSTILE_PROPERTY_FILTERS)
+def test_a_property_filter_that_cannot_be_compared_says_so_and_lists_nothing(
+    people, alice, login, expression
+):
+    response = login(alice).get(PROFILES, {"property": expression})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+    shown = [str(message) for message in response.context["messages"]]
+    assert len(shown) == 1 and shown[0], shown
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "[1, NaN]"])
+def test_a_non_finite_constant_is_no_json_literal_but_text_as_in_the_api(
+    datamart, make_profile, alice, login, text
+):
+    make_profile(datamart, "p-text", {"name": text})
+    make_profile(datamart, "p-other", {"name": "Ann"})
+    assert listed(login(alice), property=f"name={text}") == ["p-text"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "expression",
+    ["age=1e999", "age=NaN", "age=Infinity", 'name="\\ud800"', 'name="x\\u0000y"', "name=a\x00b"],
+)
+def test_on_postgresql_no_property_filter_sends_jsonb_what_it_refuses(
+    people, alice, login, expression
+):
+    """`properties @> …` with Infinity, NaN, a NUL or a lone surrogate was a DataError (500)."""
+    response = login(alice).get(PROFILES, {"property": expression})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+
+
 def test_property_filter_keeps_the_other_filters(people, datamart, alice, login):
     compartment = datamart.compartments.get()
     page = login(alice).get(PROFILES, {"compartment": compartment.pk}).content.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.contrib.admin.models import LogEntry
 
 from profiles.models import UserAccount, UserEmail, UserPoint
@@ -90,3 +91,24 @@ def test_attaching_an_email_identifier_keeps_its_clear_email(datamart, make_prof
     )
     email = UserEmail.objects.get(email_hash="h-77")
     assert (email.user_point, email.email) == (point, "bea@example.com")
+
+
+@pytest.mark.parametrize("datamart_value", ["999", "abc", "", "2"])
+def test_a_datamart_that_is_not_a_choice_is_a_field_error_of_the_add_form(
+    datamart, other_datamart, alice, login, datamart_value
+):
+    response = login(alice).post(
+        POINTS + "add/",
+        {"datamart": datamart_value, "identifier_kind": "email", "identifier_value": "h-1"},
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["datamart"]
+    assert not UserPoint.objects.exists()
+
+
+def test_a_point_is_not_added_without_its_first_identifier(datamart, alice, login):
+    response = login(alice).post(POINTS + "add/", {"datamart": datamart.pk})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors["identifier_kind"] and errors["identifier_value"]
+    assert not UserPoint.objects.exists()

@@ -126,6 +126,14 @@ def test_filter_by_modification_time(api, profiles):
         ({"p.a": "99999999999999999999"}, "INVALID_FILTER"),
         ({"p.a": '"\\u0000"'}, "INVALID_FILTER"),
         ({"p." + ".".join(["a"] * 1000): "1"}, "INVALID_FILTER"),
+        ({"p." + ".".join(["a"] * 33): "1"}, "INVALID_FILTER"),
+        ({"p." + "k" * 257: "1"}, "INVALID_FILTER"),
+        ({"p.a": "9" * 5000}, "INVALID_FILTER"),
+        ({"p.a": "-1e999"}, "INVALID_FILTER"),
+        ({"p.a": '"\\ud800"'}, "INVALID_FILTER"),
+        ({"p.a": "[" * 3000}, "INVALID_FILTER"),
+        ({"p.a": "[" * 3000 + "]" * 3000}, "INVALID_FILTER"),
+        ({"p.a": "x" * 1_000_001}, "INVALID_FILTER"),
         ({f"p.k{i}": "1" for i in range(21)}, "TOO_MANY_FILTERS"),
         ({f"x{i}": "1" for i in range(1001)}, "BAD_REQUEST"),
         ({"compartment_id": "x"}, "INVALID_COMPARTMENT_ID"),
@@ -140,6 +148,13 @@ def test_filter_by_modification_time(api, profiles):
 )
 def test_bad_search_parameters_answer_400(api, crm_compartment, params, code):
     assert error(search(api, **params), 400)["error_code"] == code
+
+
+def test_nan_and_infinity_are_no_json_literals_but_text(api, crm_compartment):
+    for text in ("NaN", "Infinity"):
+        api.put(profile_path(f"email_hash={text}", 1606), {"name": text})
+    assert names(search(api, **{"p.name": "NaN"})) == ["NaN"]
+    assert names(search(api, **{"p.name": "Infinity"})) == ["Infinity"]
 
 
 def test_another_datamarts_profiles_are_never_found(api, other_api, profiles):
