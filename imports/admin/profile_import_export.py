@@ -10,6 +10,8 @@
 - Export: the list's own rows (`listed_profiles`: its filters and search), written by
   `imports.export_files` in the SPEC §3 layout and streamed; above `EXPORT_BACKGROUND_ROWS`
   profiles a worker writes it (`imports.exports`) and the export's page links to the file.
+  The file holds one datamart: the user's only one, or the one the list's filters name
+  (`list_datamart_id`), else the one chosen in the form (`ProfileExportForm`).
 
 Views here parse, call a service and render; the work is in services, pipeline and writers.
 """
