@@ -45,14 +45,21 @@ def _format_choices(formats) -> list[tuple[str, str]]:
     return [(str(index), format_class().get_title()) for index, format_class in enumerate(formats)]
 
 
-def _scope_datamarts(form: forms.Form, datamart_ids: list[int] | None) -> int:
-    """Limit the form's datamart choices; preselect the only one. Returns 1 or 2 (several)."""
+def _scope_datamarts(
+    form: forms.Form, datamart_ids: list[int] | None, *, only_id: int | None = None
+) -> Datamart | None:
+    """Limit the form's datamart choices to the user's (and to `only_id` when given); the only
+    one is chosen, and returned. Several start on the field's empty choice: the user picks one."""
     field = form.fields["datamart"]
     field.queryset = scope_queryset(Datamart.objects.all(), datamart_ids, "id")
+    if only_id is not None:
+        field.queryset = field.queryset.filter(pk=only_id)
     datamarts = list(field.queryset[:2])
-    if len(datamarts) == 1:
-        form.initial.setdefault("datamart", datamarts[0].pk)
-    return len(datamarts)
+    if len(datamarts) != 1:
+        return None
+    field.empty_label = None
+    form.initial["datamart"] = datamarts[0].pk
+    return datamarts[0]
 
 
 class ProfileImportForm(ImportForm):
@@ -62,7 +69,11 @@ class ProfileImportForm(ImportForm):
         label="File",
         help_text="CSV, XLSX, JSON (an array of commands) or NDJSON (one command per line).",
     )
-    datamart = DatamartChoiceField(queryset=Datamart.objects.none(), empty_label=None)
+    datamart = DatamartChoiceField(
+        queryset=Datamart.objects.none(),
+        empty_label="Choose the datamart to import into",
+        help_text="The datamart whose profiles the file writes.",
+    )
     document_import = DocumentImportChoiceField(
         queryset=DocumentImport.objects.none(),
         required=False,
@@ -161,15 +172,22 @@ class ProfileConfirmImportForm(forms.Form):
 
 
 class ProfileExportForm(ImportExportFormBase):
-    """The format, and the datamart when the user sees several (an export holds one)."""
+    """The format, and the datamart (an export holds one, so it can be imported back there).
+
+    The datamart is decided for the user, in a hidden input, when only one can be meant: the
+    user sees one, or the list's filters name one (`list_datamart_id`: its datamart filter, or
+    its compartment filter's datamart). Otherwise the user chooses it in a select that starts
+    on no datamart, so the file never holds one the user did not pick.
+    """
 
     datamart = DatamartChoiceField(
         queryset=Datamart.objects.none(),
-        empty_label=None,
-        help_text="An export holds the profiles of one datamart, so it can be imported back.",
+        empty_label="Choose the datamart to export",
+        help_text="The list shows the profiles of several datamarts: an export holds those of "
+        "one, so it can be imported back there.",
     )
 
-    def __init__(self, formats, resources, *, datamart_ids=None, **kwargs):
+    def __init__(self, formats, resources, *, datamart_ids=None, list_datamart_id=None, **kwargs):
         super().__init__(formats, resources, **kwargs)
         self.formats = formats
         self.fields["format"].choices = _format_choices(formats)
@@ -178,7 +196,9 @@ class ProfileExportForm(ImportExportFormBase):
             "CSV and XLSX: one row per profile, typed headers; NDJSON and JSON: FORCE_REPLACE "
             "commands. Each re-imports to the same profiles."
         )
-        if _scope_datamarts(self, datamart_ids) == 1:
+        # The datamart the export holds when it is decided for the user, else None.
+        self.datamart = _scope_datamarts(self, datamart_ids, only_id=list_datamart_id)
+        if self.datamart is not None:
             self.fields["datamart"].widget = forms.HiddenInput()
 
     @property

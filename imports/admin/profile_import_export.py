@@ -10,6 +10,8 @@
 - Export: the list's own rows (`listed_profiles`: its filters and search), written by
   `imports.export_files` in the SPEC §3 layout and streamed; above `EXPORT_BACKGROUND_ROWS`
   profiles a worker writes it (`imports.exports`) and the export's page links to the file.
+  The file holds one datamart: the user's only one, or the one the list's filters name
+  (`list_datamart_id`), else the one chosen in the form (`ProfileExportForm`).
 
 Views here parse, call a service and render; the work is in services, pipeline and writers.
 """
@@ -48,7 +50,12 @@ from imports.uploads import (
     staged_upload_get,
     upload_stage,
 )
-from profiles.admin.scoping import DatamartListFilter, scope_queryset, user_datamart_ids
+from profiles.admin.scoping import (
+    DatamartListFilter,
+    scope_queryset,
+    selected_compartment,
+    user_datamart_ids,
+)
 from profiles.admin.user_profiles import PropertyListFilter, UserProfileAdmin
 from profiles.merge import choose_merge_mode
 from profiles.models import Datamart, UserProfile
@@ -245,7 +252,7 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             self.get_export_resource_classes(request),
             data=request.POST or None,
             datamart_ids=user_datamart_ids(request),
-            initial={"datamart": request.GET.get(DatamartListFilter.parameter_name)},
+            list_datamart_id=list_datamart_id(request),
         )
         try:
             changelist = self.get_changelist_instance(request)
@@ -284,6 +291,7 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": "Export profiles",
+            "datamart": form.datamart,
             "form": form,
             "opts": self.model._meta,
             "media": self.media + form.media,
@@ -321,6 +329,16 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             f'attachment; filename="{export_file_name(datamart, file_format)}"'
         )
         return response
+
+
+def list_datamart_id(request) -> int | None:
+    """The datamart the list's filters name: its datamart filter, else the datamart of its
+    compartment filter; None when they name none (the export form then asks, if need be)."""
+    value = request.GET.get(DatamartListFilter.parameter_name, "")
+    if value.isdigit():
+        return int(value)
+    compartment = selected_compartment(request)
+    return compartment.datamart_id if compartment is not None else None
 
 
 def export_query_string(query: QueryDict, ordering: tuple[str, ...]) -> str:

@@ -1,5 +1,6 @@
 """In a real browser, with a real Celery worker: a staff member uploads a CSV from the profile
-list, reads the preview, confirms, and watches the execution's page reach SUCCEEDED by itself.
+list, reads the preview, confirms, and watches the execution's page reach SUCCEEDED by itself;
+a superuser who sees two datamarts imports into the one chosen.
 
 Drives Debian's Chromium through Playwright like tests/profiles/admin/test_browser.py (whose
 browser fixture it reuses); the worker is the session's real `celery worker` process on the
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from imports.models import Execution
 from profiles.models import UserProfile
@@ -128,3 +130,44 @@ def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
         "age": 20,
     }
     assert UserProfile.objects.count() == LINES - 1
+
+
+def test_a_superuser_of_two_datamarts_imports_into_the_one_chosen(
+    transactional_db, live_server, browser, celery_worker, other_datamart, datamart, tmp_path
+):
+    """The datamart select starts on no datamart: the file goes where the user chose."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    get_user_model().objects.create_superuser("root", "root@example.com", "pw-root")
+    path = tmp_path / "other.csv"
+    path.write_text("user_account_id,$user_account_id,firstname\no-1,o-1,Otto\no-2,o-2,Olga\n")
+    page = logged_in_page(browser, live_server, "root")
+
+    page.goto(f"{live_server.url}/admin/profiles/userprofile/")
+    page.click("a.import_link")
+    page.wait_for_selector("#import-form")
+    choices = page.locator("#id_datamart option").all_inner_texts()
+    assert choices == ["Choose the datamart to import into", "Demo (1)", "Other (2)"]
+    page.set_input_files("#id_import_file", str(path))
+    page.click("#import-form input[type=submit]")  # the browser asks for the datamart first
+    assert page.locator("#id_datamart").evaluate("select => select.validity.valueMissing")
+    page.select_option("#id_datamart", label="Other (2)")
+    page.screenshot(path=str(ARTIFACTS / "admin-import-root-form.png"), full_page=True)
+    page.click("#import-form input[type=submit]")
+
+    page.wait_for_selector("#import-preview")
+    assert "into Other (2)" in page.locator("#import-preview p").first.inner_text()
+    assert re.search(r"2\s+Creates", page.locator("#preview-counts").inner_text())
+    page.screenshot(path=str(ARTIFACTS / "admin-import-root-preview.png"), full_page=True)
+    page.click("#confirm-import input[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('execution-status').textContent === 'SUCCEEDED'",
+        timeout=90_000,
+    )
+    page.screenshot(path=str(ARTIFACTS / "admin-import-root-execution.png"), full_page=True)
+    assert Execution.objects.get().document_import.datamart == other_datamart
+    assert sorted(
+        UserProfile.objects.filter(datamart=other_datamart).values_list(
+            "user_account_id", flat=True
+        )
+    ) == ["o-1", "o-2"]
+    assert not UserProfile.objects.filter(datamart=datamart).exists()
