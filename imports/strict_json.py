@@ -24,10 +24,15 @@ from profiles.commands import describe_value
 
 
 class StrictJsonError(ValueError):
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(
+        self, code: str, detail: str, *, reason: str = "", position: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        # A syntax error: what the parser expected, and the index of the character where.
+        self.reason = reason
+        self.position = position
 
 
 def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -113,7 +118,10 @@ def parse_strict_json(text: str, *, max_depth: int) -> Any:
         raise
     except json.JSONDecodeError as problem:
         raise StrictJsonError(
-            "INVALID_JSON", f"invalid JSON: {problem.msg} at character {problem.pos + 1}"
+            "INVALID_JSON",
+            f"invalid JSON: {problem.msg} at character {problem.pos + 1}",
+            reason=problem.msg,
+            position=problem.pos,
         ) from None
     except RecursionError:
         raise StrictJsonError("TOO_DEEP", f"nested deeper than {max_depth} levels") from None

@@ -8,14 +8,15 @@ unclosed JSON array) raises `FileError` from the iteration: the commands already
 yielded stay valid, the execution fails.
 
 Memory stays flat whatever the file size: NDJSON and CSV are read line by line
-with a bounded `readline`, a JSON array is cut into elements by a byte scanner
-that never holds more than one element, and XLSX goes through openpyxl's
-read-only mode after a zip-size check.
+with a bounded `readline`, JSON arrays and NDJSON objects spread over several
+lines are cut out by a byte scanner (`json_scan`) that never holds more than one
+record, and XLSX goes through openpyxl's read-only mode after a zip-size check.
 
 Resuming: `reader.position` is the byte offset after the last yielded record
 (NDJSON, JSON, CSV; None for XLSX). `reader.iterate(after_line=N, at_offset=P)`
-restarts there without reading what comes before; with `after_line` alone the
-records up to line N are read but not parsed.
+restarts there without parsing what comes before (NDJSON counts the line breaks
+before P: a record spread over several lines is numbered by its first one); with
+`after_line` alone the records up to line N are read but not parsed.
 
 Counting: `reader.count_records()` is the number of records a fast pass over the
 file finds (blank lines and empty rows left out), or None when that is not cheap

@@ -17,6 +17,7 @@ from typing import IO
 
 from imports.formats import FileFormat
 from imports.readers.base import FileError, ImportRecord, Reader, ReaderOptions
+from imports.readers.json_scan import COMPLETE_STRING, BoundedBytes, BracketWalker
 from imports.readers.text import (
     READ_CHUNK,
     SNIFF_BYTES,
@@ -38,61 +39,42 @@ class ArrayElement:
 
 # Outside the array and between elements: the next structural byte.
 _STRUCTURAL = re.compile(rb'[\[\]{},"]')
-# Inside an element: skip in one match everything that cannot change the
-# element's extent (plain bytes and whole strings); commas matter only at the
-# top level. A string that goes on past the chunk stops the run at its quote.
-_COMPLETE_STRING = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
-_SKIP_IN_ELEMENT = re.compile(rb'(?:[^"\[\]{},]++|' + _COMPLETE_STRING + rb")*+", re.DOTALL)
-_SKIP_IN_NESTED = re.compile(rb'(?:[^"\[\]{}]++|' + _COMPLETE_STRING + rb")*+", re.DOTALL)
-_STRING_STOP = re.compile(rb'["\\]')
+# At the element's own level: skip in one match everything that cannot change the
+# element's extent (plain bytes and whole strings). Deeper, `BracketWalker` follows.
+_SKIP_IN_ELEMENT = re.compile(rb'(?:[^"\[\]{},]++|' + COMPLETE_STRING + rb")*+", re.DOTALL)
 
 
 class JsonArraySplitter:
     """Cuts a top-level JSON array into element texts, one chunk at a time.
 
-    Only brackets and strings are understood; each element is then parsed by
-    the strict parser, so a broken element is a line error as long as its
-    brackets and quotes balance. JSON's structural characters are ASCII and
-    never occur inside a UTF-8 multi-byte sequence, so bytes can be scanned.
+    Only brackets and strings are understood (`json_scan`); each element is then parsed by
+    the strict parser, so a broken element is a line error as long as its brackets and
+    quotes balance.
     """
 
     def __init__(self, stream: IO[bytes], *, offset: int, resume: bool, max_bytes: int) -> None:
         self.stream = stream
         self.base = offset  # file offset of the current chunk's first byte
-        self.max_bytes = max_bytes
-        self.depth = 1 if resume else 0  # 1 = inside the top-level array
+        # Depth 1 = inside the top-level array, at the level of its elements.
+        self.walker = BracketWalker(depth=1 if resume else 0)
+        self.element = BoundedBytes(max_bytes)
         self.awaiting_separator = resume  # resuming right after an element
         self.closed = False
-        self.in_string = False
-        self.escape_pending = False
         self._start_element(after_comma=False)
 
     def _start_element(self, *, after_comma: bool) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.too_long = False
+        self.element.clear()
         self.has_content = False
         self.after_comma = after_comma
 
-    def _keep(self, piece: bytes) -> None:
-        if self.too_long:
-            return
-        self.size += len(piece)
-        if self.size > self.max_bytes:
-            self.too_long = True
-            self.parts = []  # drop it: memory stays bounded whatever the element's size
-        else:
-            self.parts.append(piece)
-
     def _finish_element(self, end_offset: int) -> ArrayElement:
-        text = None if self.too_long else b"".join(self.parts)
-        return ArrayElement(text, end_offset)
+        return ArrayElement(self.element.take(), end_offset)
 
     def elements(self) -> Iterator[ArrayElement]:
         while chunk := self.stream.read(READ_CHUNK):
             yield from self._scan(chunk)
             self.base += len(chunk)
-        if self.in_string or self.depth > 0:
+        if self.walker.in_string or self.walker.depth > 0:
             raise FileError("INVALID_JSON", "the JSON array is not closed: the file ends inside it")
         if not self.closed:
             raise FileError("NOT_AN_ARRAY", "the file is empty: expected a JSON array")
@@ -100,17 +82,14 @@ class JsonArraySplitter:
     def _scan(self, chunk: bytes) -> Iterator[ArrayElement]:
         pos, end = 0, len(chunk)
         self.element_from = 0  # where the current element's bytes start in this chunk
-        if self.escape_pending:
-            self.escape_pending = False
-            pos = 1
+        walker = self.walker
         while pos < end:
-            if self.in_string:
-                pos = self._scan_string(chunk, pos)
-            elif self.closed or self.depth == 0 or self.awaiting_separator:
+            if walker.in_string or walker.depth > 1:
+                pos = walker.walk(chunk, pos, down_to=1)
+            elif self.closed or walker.depth == 0 or self.awaiting_separator:
                 pos = self._scan_outside_element(chunk, pos)
             else:
-                skip = _SKIP_IN_ELEMENT if self.depth == 1 else _SKIP_IN_NESTED
-                run = skip.match(chunk, pos)
+                run = _SKIP_IN_ELEMENT.match(chunk, pos)
                 assert run is not None  # the pattern also matches the empty run
                 run_end = run.end()
                 if not self.has_content and chunk[pos:run_end].strip():
@@ -120,21 +99,8 @@ class JsonArraySplitter:
                     if element is not None:
                         yield element
                 pos = run_end + 1
-        if self.depth >= 1 and not self.closed and not self.awaiting_separator:
-            self._keep(chunk[self.element_from : end])
-
-    def _scan_string(self, chunk: bytes, pos: int) -> int:
-        """Inside a string that began in an earlier chunk: where it ends."""
-        stop = _STRING_STOP.search(chunk, pos)
-        if stop is None:
-            return len(chunk)
-        if chunk[stop.start()] == 0x22:  # the closing quote
-            self.in_string = False
-            return stop.end()
-        if stop.end() < len(chunk):  # a backslash: skip the escaped byte
-            return stop.end() + 1
-        self.escape_pending = True
-        return len(chunk)
+        if walker.depth >= 1 and not self.closed and not self.awaiting_separator:
+            self.element.keep(chunk[self.element_from : end])
 
     def _scan_outside_element(self, chunk: bytes, pos: int) -> int:
         """Before the array, after it, or between an element and its separator."""
@@ -146,25 +112,25 @@ class JsonArraySplitter:
         byte, at = chunk[gap_end], gap_end
         if self.closed:
             self._fail_trailing(self.base + at)
-        if self.depth == 0:
+        if self.walker.depth == 0:
             if byte != 0x5B:  # "["
                 raise FileError("NOT_AN_ARRAY", "the file must hold a JSON array of commands")
-            self.depth = 1
+            self.walker.depth = 1
         elif byte == 0x2C:  # "," after the element we resumed behind
             self.awaiting_separator = False
             self._start_element(after_comma=True)
         elif byte == 0x5D:  # "]"
-            self.depth, self.closed = 0, True
+            self.walker.depth, self.closed = 0, True
         else:
             raise FileError("INVALID_JSON", f"expected ',' or ']' at byte {self.base + at + 1}")
         self.element_from = at + 1
         return at + 1
 
     def _element_byte(self, chunk: bytes, at: int) -> ArrayElement | None:
-        """Handle a bracket, a top-level comma, or the quote of an unfinished string."""
+        """At the element's level: a comma or "]" ends it, a quote or bracket goes deeper."""
         byte = chunk[at]
-        if self.depth == 1 and byte in (0x2C, 0x5D):  # "," or "]" ends the element
-            self._keep(chunk[self.element_from : at])
+        if byte in (0x2C, 0x5D):  # "," or "]" ends the element
+            self.element.keep(chunk[self.element_from : at])
             element = None
             if self.has_content or self.after_comma:
                 element = self._finish_element(self.base + at)
@@ -172,15 +138,13 @@ class JsonArraySplitter:
                 self._start_element(after_comma=True)
                 self.element_from = at + 1
             else:
-                self.depth, self.closed = 0, True
+                self.walker.depth, self.closed = 0, True
             return element
         self.has_content = True
         if byte == 0x22:
-            self.in_string = True  # a string that goes on in the next chunk
+            self.walker.in_string = True  # a string that goes on in the next chunk
         elif byte in (0x5B, 0x7B):
-            self.depth += 1
-        elif byte in (0x5D, 0x7D) and self.depth > 1:
-            self.depth -= 1
+            self.walker.depth += 1
         # a "}" at depth 1 is a broken element: the strict parser reports it
         return None
 
@@ -188,7 +152,7 @@ class JsonArraySplitter:
         if gap.strip():
             if self.closed:
                 self._fail_trailing(offset)
-            if self.depth == 0:
+            if self.walker.depth == 0:
                 raise FileError("NOT_AN_ARRAY", "the file must hold a JSON array of commands")
             raise FileError("INVALID_JSON", f"expected ',' or ']' at byte {offset + 1}")
 

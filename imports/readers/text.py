@@ -6,20 +6,20 @@ Rules chosen here (not in the SPEC):
   cut on bytes. A UTF-16 file is refused with a message saying so.
 - UTF-8 accepts an optional BOM, stripped by hand at offset 0 (so byte offsets
   stay those of the file).
-- Invalid UTF-8 inside one NDJSON line (or JSON element) is a line error
+- Invalid UTF-8 inside one NDJSON record (or JSON element) is a line error
   INVALID_ENCODING: the rest of the file is fine. In CSV it is a FileError,
   because a wrong encoding usually spoils every row.
 - A line is read with a bounded `readline`: one longer than `max_line_bytes` is
   drained in bounded pieces and reported (LINE_TOO_LONG), never held whole.
-- NDJSON lines and JSON array elements are parsed as strict JSON
+- NDJSON records and JSON array elements are parsed as strict JSON
   (`imports.strict_json`); a value that is not an object is INVALID_COMMAND.
 """
 
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, Any, NamedTuple
 
 from imports.readers.base import FileError, ImportRecord
 from imports.strict_json import StrictJsonError, parse_strict_json
@@ -67,32 +67,59 @@ def open_binary(path: str) -> IO[bytes]:
         raise FileError("UNREADABLE_FILE", f"cannot read the file: {problem.strerror}") from None
 
 
-@dataclass(frozen=True)
-class PhysicalLine:
+class PhysicalLine(NamedTuple):  # a tuple: one is built for every line read
     content: bytes | None  # without its line ending; None when longer than the limit
     consumed: int  # bytes read, line ending included
+    head: bytes = b""  # a line over the limit: its first bytes, the only ones read
+    goes_on: bool = False  # a line over the limit whose rest `drain_line` reads
 
 
 def read_bounded_line(stream: IO[bytes], limit: int) -> PhysicalLine | None:
-    """The next line, never holding more than limit + 2 bytes of it; None at end of file."""
+    """The next line, never holding more than limit + 2 bytes of it; None at end of file.
+
+    A line over the limit comes back without content: its first limit + 2 bytes are `head`
+    and, when it goes on past them, `drain_line` reads the rest.
+    """
     data = stream.readline(limit + 2)
     if not data:
         return None
     consumed = len(data)
     if not data.endswith(b"\n") and consumed == limit + 2:
-        while True:  # drain the rest of the over-long line in bounded pieces
-            rest = stream.readline(READ_CHUNK)
-            consumed += len(rest)
-            if not rest or rest.endswith(b"\n"):
-                break
-        return PhysicalLine(None, consumed)
-    if data.endswith(b"\n"):
-        data = data[:-1]
-    if data.endswith(b"\r"):
-        data = data[:-1]
-    if len(data) > limit:
-        return PhysicalLine(None, consumed)
-    return PhysicalLine(data, consumed)
+        return PhysicalLine(None, consumed, head=data, goes_on=True)
+    content = data[:-1] if data.endswith(b"\n") else data
+    if content.endswith(b"\r"):
+        content = content[:-1]
+    if len(content) > limit:
+        return PhysicalLine(None, consumed, head=data)
+    return PhysicalLine(content, consumed)
+
+
+def drain_line(stream: IO[bytes], on_piece: Callable[[bytes], object] | None = None) -> int:
+    """Read the rest of an over-long line in bounded pieces, each handed to `on_piece` and
+    dropped; returns the number of bytes read, line ending included."""
+    consumed = 0
+    while True:
+        piece = stream.readline(READ_CHUNK)
+        consumed += len(piece)
+        if on_piece is not None and piece:
+            on_piece(piece)
+        if not piece or piece.endswith(b"\n"):
+            return consumed
+
+
+def line_breaks_before(stream: IO[bytes], offset: int) -> int:
+    """How many line breaks the file holds before `offset` (a streaming count, nothing kept);
+    leaves the stream at `offset`."""
+    stream.seek(0)
+    count, left = 0, offset
+    while left > 0:
+        chunk = stream.read(min(READ_CHUNK * 16, left))
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        left -= len(chunk)
+    stream.seek(offset)
+    return count
 
 
 def skip_bom(stream: IO[bytes], encoding: str) -> int:
@@ -138,13 +165,15 @@ def _json_type_name(value: Any) -> str:
 
 
 def command_from_json_text(text: str, *, line: int, max_depth: int) -> ImportRecord:
-    """One NDJSON line or JSON array element -> command or line error."""
+    """One NDJSON record or JSON array element -> command or line error.
+
+    A record spread over several lines (NDJSON) starts on `line`: a syntax error inside it
+    names the physical line and character where the parser stopped.
+    """
     try:
         value = parse_strict_json(text, max_depth=max_depth)
     except StrictJsonError as problem:
-        return LineError(
-            line=line, code=problem.code, message=f"line {line}: {problem.detail}", raw=text
-        )
+        return _json_line_error(problem, text, line)
     if not isinstance(value, dict):
         return LineError(
             line=line,
@@ -153,3 +182,34 @@ def command_from_json_text(text: str, *, line: int, max_depth: int) -> ImportRec
             raw=text,
         )
     return command_from_mapping(value, line=line)
+
+
+def unclosed_object_error(text: str, *, line: int, max_depth: int, cut_by: int | None) -> LineError:
+    """An NDJSON object still open when the next one starts (line `cut_by`) or the file ends.
+
+    The parser's own error is given when it stops inside the text (a bad token, a duplicate
+    key): that is where the object went wrong. Stopping at its end only means it is cut short.
+    """
+    try:
+        parse_strict_json(text, max_depth=max_depth)
+    except StrictJsonError as problem:
+        cut_short = problem.position is not None and problem.position >= len(text.rstrip())
+        if not cut_short:
+            return _json_line_error(problem, text, line)
+    until = "the end of the file" if cut_by is None else f"line {cut_by}, where an object starts"
+    return LineError(
+        line=line,
+        code="INVALID_JSON",
+        message=f"line {line}: the object that starts on this line is not closed before {until}",
+        raw=text,
+    )
+
+
+def _json_line_error(problem: StrictJsonError, text: str, line: int) -> LineError:
+    detail = problem.detail
+    if problem.position is not None and "\n" in text[: problem.position]:
+        before = text[: problem.position]
+        where = line + before.count("\n")
+        column = problem.position - before.rfind("\n")
+        detail = f"invalid JSON: {problem.reason} on line {where}, character {column}"
+    return LineError(line=line, code=problem.code, message=f"line {line}: {detail}", raw=text)

@@ -289,6 +289,39 @@ def test_line_level_encoding_and_length_errors_are_line_errors(document_import):
     assert counters(execution)["created"] == 2
 
 
+def test_a_pretty_printed_file_imports_its_profiles_and_succeeds(document_import):
+    """SPEC §4: objects spread over several lines, as the platform's documentation prints
+    them, are commands numbered by the line where they start."""
+    content = (
+        json.dumps(account("p1", {"nl": {"subscribed": True}, "tags": ["a"]}), indent=2)
+        + "\n"
+        + json.dumps(account("p2", {"gender": 1}), indent=2)
+        + "\n\n"
+        + json.dumps(account("p3", {"a": 1}))
+        + " "
+        + json.dumps(account("p1", {"tags": ["b"]}), indent=4)
+        + "\n"
+    ).encode()
+    execution = import_file(document_import, content)
+    assert execution.status == Execution.Status.SUCCEEDED, execution.error_message
+    assert errors_of(execution) == []
+    assert counters(execution) == {"total": 4, "processed": 4, "created": 3, "updated": 1}
+    assert properties_of("p1") == {"nl": {"subscribed": True}, "tags": ["a", "b"]}
+    assert properties_of("p2") == {"gender": 1} and properties_of("p3") == {"a": 1}
+
+
+def test_a_bad_pretty_printed_object_is_one_error_at_its_first_line(document_import):
+    good = json.dumps(account("good", {"a": 1}), indent=2)
+    bad = json.dumps(account("bad", {"$secret": 1}), indent=2)
+    content = f"{good}\n{bad}\n{good[:-1]}".encode()  # the last one is never closed
+    execution = import_file(document_import, content)
+    assert execution.status == Execution.Status.SUCCEEDED
+    bad_line = good.count("\n") + 2
+    unclosed_line = bad_line + bad.count("\n") + 1
+    assert errors_of(execution) == [(bad_line, "RESERVED_KEY"), (unclosed_line, "INVALID_JSON")]
+    assert counters(execution) == {"total": 3, "processed": 3, "created": 1, "failed": 2}
+
+
 def test_unknown_compartments_name_the_field_that_holds_them(document_import):
     execution = import_file(
         document_import,
@@ -484,7 +517,7 @@ def _xlsx(commands: list[dict]) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("fmt", ["NDJSON", "JSON", "CSV", "XLSX"])
+@pytest.mark.parametrize("fmt", ["NDJSON", "NDJSON_PRETTY", "JSON", "CSV", "XLSX"])
 def test_a_run_killed_between_chunks_resumes_at_its_checkpoint_and_ends_like_a_clean_run(
     datamart, crm_compartment, settings, fmt
 ):
@@ -492,18 +525,23 @@ def test_a_run_killed_between_chunks_resumes_at_its_checkpoint_and_ends_like_a_c
     commands = _commands(30)
     content, mime = {
         "NDJSON": (ndjson(*commands), "APPLICATION_X_NDJSON"),
+        "NDJSON_PRETTY": (
+            "\n".join(json.dumps(command, indent=2) for command in commands).encode(),
+            "APPLICATION_X_NDJSON",
+        ),
         "JSON": (json.dumps(commands, indent=1).encode(), "APPLICATION_JSON"),
         "CSV": (_csv(commands), "TEXT_CSV"),
         "XLSX": (_xlsx(commands), "APPLICATION_XLSX"),
     }[fmt]
     document_import = DocumentImport.objects.create(datamart=datamart, name=fmt, mime_type=mime)
+    name = f"f.{fmt.lower().removesuffix('_pretty')}"
 
-    clean = import_file(document_import, content, name=f"f.{fmt.lower()}")
+    clean = import_file(document_import, content, name=name)
     expected = snapshot(datamart.pk)
     UserProfile.objects.all().delete()
     UserPoint.objects.all().delete()
 
-    execution = upload(document_import, content, name=f"f.{fmt.lower()}")
+    execution = upload(document_import, content, name=name)
     with pytest.raises(_WorkerKilled):
         run(execution, progress=_die_after(3), worker="w1")
     execution.refresh_from_db()
