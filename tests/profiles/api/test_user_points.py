@@ -88,7 +88,7 @@ def test_the_points_profiles(api, point):
 @pytest.mark.parametrize(
     "selector",
     [
-        str(uuid.uuid4()),
+        "0192f3a4-5b6c-7d8e-9f00-112233445566",  # a UUID no point has
         "email_hash=unknown",
         "user_agent_id=vec:0",
         "compartment_id=1606,user_account_id=nobody",
