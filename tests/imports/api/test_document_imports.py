@@ -172,9 +172,9 @@ def test_upload_stores_a_safe_base_name_of_the_content_disposition(api, disposit
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
 def test_a_nul_in_the_upload_file_name_is_stored_without_it_on_postgresql(api):
-    """PostgreSQL refuses a NUL in a text column: the name was a 500 before it was cleaned."""
+    """PostgreSQL refuses a NUL in a text column at the INSERT: the name was a 500 before it
+    was cleaned. (Inside the test's transaction, so no task is queued for a running worker.)"""
     created = create_import(api)
     disposition = 'attachment; filename="evil\x00.ndjson"'
     response = upload(api, created["id"], HTTP_CONTENT_DISPOSITION=disposition)
