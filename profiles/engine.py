@@ -38,7 +38,7 @@ from profiles.identifiers import identifier_label
 from profiles.merge import MergeMode, apply_merge, choose_merge_mode
 from profiles.models import Compartment, Datamart, ProfileChange, UserProfile
 from profiles.points import IdentifierKey, identifier_key, points_create, points_find
-from profiles.validation import MAX_PROFILE_BYTES, PropertyError, validate_custom_properties
+from profiles.validation import MAX_PROFILE_BYTES, validate_custom_properties
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def _apply_line(
     profiles: dict[ProfileKey, _Profile | None],
     changes: _Changes,
 ) -> tuple[str, dict | None, dict | None]:
-    """One line in memory: (outcome, properties before, after); raises PropertyError."""
+    """One line in memory: (outcome, properties before, after); raises ProfileError."""
     profile_key = (point_id, line.compartment.pk, line.user_account_id)
     profile = profiles.get(profile_key)
     before = None if profile is None else profile.properties
@@ -410,7 +410,7 @@ def batch_write(
                     outcome, before, after = "not_found", None, None
                 else:
                     outcome, before, after = _apply_line(line, point_id, profiles, changes)
-            except (PropertyError, ProfileError) as problem:
+            except ProfileError as problem:  # the validator's PropertyError included
                 result.errors.append(line_error(command, problem))
                 result.problems[command.line] = problem
                 continue

@@ -63,6 +63,23 @@ SYSTEM_KEYS = frozenset(
 )
 MAX_PROFILE_BYTES = 1_000_000
 
+
+# The account most hand cases use: account "a" in the CRM compartment.
+CRM = 1606
+
+
+def upsert(properties: dict, **fields) -> dict:
+    """An UPSERT line of account a's own profile in the CRM compartment."""
+    profile = {"$compartment_id": CRM, "$user_account_id": "a", **properties}
+    return {
+        "operation": "UPSERT",
+        "compartment_id": CRM,
+        "user_account_id": "a",
+        "user_profile": profile,
+        **fields,
+    }
+
+
 # A profile's address: (user point, compartment id, user_account_id or None).
 ProfileKey = tuple[str, int, str | None]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.oracle import (
+    CRM,
     DEEP,
     DELETE_KEYS,
     REPLACE,
@@ -15,9 +16,9 @@ from tests.oracle import (
     apply_commands,
     choose_mode,
     same,
+    upsert,
 )
 
-CRM = 1606
 E = {
     "firstname": "David",
     "gender": 1,
@@ -30,18 +31,6 @@ OWN = (f"account:{CRM}/a", CRM, "a")  # account a's own profile
 
 def datamart() -> State:
     return State(compartments={1, CRM}, default_compartment=1)
-
-
-def upsert(properties: dict, **fields) -> dict:
-    """An UPSERT of account a's own profile in the CRM compartment."""
-    profile = {"$compartment_id": CRM, "$user_account_id": "a", **properties}
-    return {
-        "operation": "UPSERT",
-        "compartment_id": CRM,
-        "user_account_id": "a",
-        "user_profile": profile,
-        **fields,
-    }
 
 
 def run(*commands: dict, default=DEEP, state: State | None = None):

@@ -25,6 +25,7 @@ from profiles.services import compartment_make_default, profile_command_apply
 from tests.imports.helpers import point_labels, snapshot
 from tests.oracle import (
     COUNTS,
+    CRM,
     DEEP,
     DELETE_KEYS,
     REPLACE,
@@ -34,9 +35,9 @@ from tests.oracle import (
     State,
     apply_commands,
     number,
+    upsert,
 )
 
-CRM = 1606
 SOURCE = ChangeSource(kind=ProfileChange.Source.IMPORT)
 
 
@@ -334,17 +335,6 @@ WORKED_E = {
 }
 
 
-def _upsert(properties: dict, **fields) -> dict:
-    profile = {"$compartment_id": CRM, "$user_account_id": "a", **properties}
-    return {
-        "operation": "UPSERT",
-        "compartment_id": CRM,
-        "user_account_id": "a",
-        "user_profile": profile,
-        **fields,
-    }
-
-
 def _delete(**fields) -> dict:
     return {"operation": "DELETE", "compartment_id": CRM, "user_account_id": "a", **fields}
 
@@ -361,21 +351,21 @@ def _delete(**fields) -> dict:
     chunk=st.integers(min_value=0, max_value=6),
 )
 @example(  # true is not 1, and 1.0 is 1, in JSON
-    commands=[_upsert({"x": 1}), _upsert({"x": True}), _upsert({"x": 1.0}), _upsert({"x": 1})],
+    commands=[upsert({"x": 1}), upsert({"x": True}), upsert({"x": 1.0}), upsert({"x": 1})],
     default=DEEP,
     default_compartment=1,
     chunk=2,
 )
 @example(  # a DELETE, then the UPSERT that creates its point, then delete and create again
-    commands=[_delete(user_profile={}), _upsert({"x": 1}), _delete(), _upsert({"x": 2})],
+    commands=[_delete(user_profile={}), upsert({"x": 1}), _delete(), upsert({"x": 2})],
     default=DEEP,
     default_compartment=1,
     chunk=4,
 )
 @example(  # unknown compartments, named by the field the line used
     commands=[
-        _upsert({}, compartment_id=99),
-        _upsert({"$compartment_id": 98}),
+        upsert({}, compartment_id=99),
+        upsert({"$compartment_id": 98}),
         _delete(compartment_id=99),
     ],
     default=DEEP,
@@ -384,7 +374,7 @@ def _delete(**fields) -> dict:
 )
 @example(  # PARTIAL_DELETE creates the point only; rule 2 lands in the default compartment
     commands=[
-        _upsert({"x": 1}, update_strategy="PARTIAL_DELETE"),
+        upsert({"x": 1}, update_strategy="PARTIAL_DELETE"),
         {
             "operation": "UPSERT",
             "compartment_id": CRM,
@@ -399,14 +389,14 @@ def _delete(**fields) -> dict:
 )
 @example(  # SPEC §2's worked example, each row applied to E
     commands=[
-        _upsert(WORKED_E),
-        _upsert({"lastname": "Guetta"}, update_strategy="FORCE_REPLACE"),
-        _upsert(WORKED_E, update_strategy="FORCE_REPLACE"),
-        _upsert({"gender": 2, "nl": {"subscribed": False}}, merge_objects=False),
-        _upsert(WORKED_E, update_strategy="FORCE_REPLACE"),
-        _upsert({"gender": 2, "nl": {"subscribed": False}, "tags": ["b", "c"]}),
-        _upsert(WORKED_E, update_strategy="FORCE_REPLACE"),
-        _upsert(
+        upsert(WORKED_E),
+        upsert({"lastname": "Guetta"}, update_strategy="FORCE_REPLACE"),
+        upsert(WORKED_E, update_strategy="FORCE_REPLACE"),
+        upsert({"gender": 2, "nl": {"subscribed": False}}, merge_objects=False),
+        upsert(WORKED_E, update_strategy="FORCE_REPLACE"),
+        upsert({"gender": 2, "nl": {"subscribed": False}, "tags": ["b", "c"]}),
+        upsert(WORKED_E, update_strategy="FORCE_REPLACE"),
+        upsert(
             {"gender": None, "nl": {"period": None}, "tags": ["a"], "contracts": [{"id": "c1"}]},
             update_strategy="PARTIAL_DELETE",
         ),
@@ -417,11 +407,11 @@ def _delete(**fields) -> dict:
 )
 @example(  # the legacy flags choose shallow or deep
     commands=[
-        _upsert({"o": {"k": 1}, "t": [1]}),
-        _upsert({"o": {"j": 1}, "t": [2]}, force_replace="false"),
-        _upsert({"o": {"k": 2}, "t": [3]}, merge_objects="yes"),
-        _upsert({"o": {"i": 2}, "t": [3]}, force_replace=0, merge_objects=1),
-        _upsert({"o": {"h": 2}}, force_replace="No", update_strategy="partial_update"),
+        upsert({"o": {"k": 1}, "t": [1]}),
+        upsert({"o": {"j": 1}, "t": [2]}, force_replace="false"),
+        upsert({"o": {"k": 2}, "t": [3]}, merge_objects="yes"),
+        upsert({"o": {"i": 2}, "t": [3]}, force_replace=0, merge_objects=1),
+        upsert({"o": {"h": 2}}, force_replace="No", update_strategy="partial_update"),
     ],
     default=SHALLOW,
     default_compartment=1,
@@ -429,9 +419,9 @@ def _delete(**fields) -> dict:
 )
 @example(  # a merge past the size limit fails alone; the profile keeps its value
     commands=[
-        _upsert({"a": "x" * 600_000}),
-        _upsert({"b": "x" * 600_000}),
-        _upsert({"b": "y"}),
+        upsert({"a": "x" * 600_000}),
+        upsert({"b": "x" * 600_000}),
+        upsert({"b": "y"}),
     ],
     default=DEEP,
     default_compartment=1,
@@ -472,7 +462,7 @@ def test_a_line_equal_to_the_stored_profile_is_unchanged_for_big_floats(
 ):
     """PostgreSQL's jsonb prints 4.16204692637487e+16 as 41620469263748700 and 1e300 without
     its exponent: read back, they still equal the float a line sends again."""
-    line = _upsert({"x": value}, update_strategy="FORCE_REPLACE")
+    line = upsert({"x": value}, update_strategy="FORCE_REPLACE")
     assert_engine_matches_oracle(datamart, crm_compartment, [line, line], DEEP, 1, chunk=1)
 
 
