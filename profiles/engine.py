@@ -238,7 +238,8 @@ class _Changes:
     """What the in-memory pass decided, to be written in a few statements."""
 
     def __init__(self) -> None:
-        self.history: list[tuple[_Profile, str, list[str]]] = []
+        # (profile, action, changed keys, the changed keys' values before: absent keys left out)
+        self.history: list[tuple[_Profile, str, list[str], dict[str, Any]]] = []
         self.generations: dict[ProfileKey, int] = {}
         self.inserts: dict[int, list[_Profile]] = {}  # generation -> profiles to insert
         self.dirty: dict[int, _Profile] = {}  # pk -> existing profile whose properties changed
@@ -258,7 +259,7 @@ def _apply_line(
     if line.command.operation is Operation.DELETE:
         if profile is None:
             return "not_found", None, None
-        changes.history.append((profile, "deleted", sorted(profile.properties)))
+        changes.history.append((profile, "deleted", sorted(profile.properties), profile.properties))
         if profile.pk is None:
             profile.dead = True
         else:
@@ -281,7 +282,7 @@ def _apply_line(
         generation = changes.generations.get(profile_key, 0) + 1
         changes.generations[profile_key] = generation
         changes.inserts.setdefault(generation, []).append(profile)
-        changes.history.append((profile, "created", sorted(created)))
+        changes.history.append((profile, "created", sorted(created), {}))
         profiles[profile_key] = profile
         return "created", None, created
     merged = apply_merge(profile.properties, line.properties, line.mode)
@@ -290,7 +291,8 @@ def _apply_line(
     if not keys:
         return "unchanged", before, before
     text = _checked_text(merged)
-    changes.history.append((profile, "updated", keys))
+    previous = {key: profile.properties[key] for key in keys if key in profile.properties}
+    changes.history.append((profile, "updated", keys, previous))
     profile.properties, profile.text = merged, text
     if profile.pk is not None:
         changes.dirty[profile.pk] = profile
@@ -350,10 +352,11 @@ def _write(
                     user_account_id=profile.user_account_id,
                     action=action,
                     keys_json=json_text(keys),
+                    previous_json=json_text(previous),
                     source=source,
                     stamp=stamp,
                 )
-                for profile, action, keys in changes.history
+                for profile, action, keys, previous in changes.history
             ],
         )
 

@@ -30,6 +30,7 @@ HISTORY_FIELDS = [
     "user_account_id",
     "action",
     "changed_keys",
+    "previous_values",
     "source",
     "user",
     "api_token",
@@ -57,6 +58,7 @@ def history_row(
     user_account_id: str | None,
     action: str,
     keys_json: str,
+    previous_json: str,
     source: ChangeSource,
     stamp: Any,
 ) -> tuple:
@@ -69,6 +71,7 @@ def history_row(
         user_account_id,
         action,
         keys_json,
+        previous_json,
         source.kind,
         source.user_id,
         source.api_token_id,

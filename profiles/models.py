@@ -269,6 +269,10 @@ class ProfileChange(models.Model):
     user_account_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL: anonymous, unlike any account id)
     action = models.CharField(max_length=16, choices=Action.choices)
     changed_keys = models.JSONField(default=list, blank=True)
+    # The changed keys' values before the change (a key absent before is left out): a deleted
+    # profile's whole properties, nothing for a created one. What "before → after" and a
+    # revert read; erasing a person empties it.
+    previous_values = PropertiesField(default=dict, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -94,13 +94,15 @@ class State:
 
 @dataclass(frozen=True)
 class Change:
-    """One history row: what happened to which profile, and its top-level keys that changed."""
+    """One history row: what happened to which profile, its top-level keys that changed, and
+    those keys' values before (a key absent before is left out)."""
 
     point: str
     compartment_id: int
     user_account_id: str | None
     action: str  # created, updated, deleted
     keys: tuple[str, ...]
+    previous: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -304,7 +306,9 @@ def _apply_line(
         if stored is None:
             return "not_found"
         del state.profiles[key]
-        changes.append(Change(point, compartment, account, "deleted", tuple(sorted(stored))))
+        changes.append(
+            Change(point, compartment, account, "deleted", tuple(sorted(stored)), stored)
+        )
         return "deleted"
     assert mode is not None
     result = merged(stored, properties, mode)
@@ -322,7 +326,8 @@ def _apply_line(
         for name in stored.keys() | result.keys()
         if name not in stored or name not in result or not same(stored[name], result[name])
     )
-    changes.append(Change(point, compartment, account, "updated", tuple(differing)))
+    previous = {name: stored[name] for name in differing if name in stored}
+    changes.append(Change(point, compartment, account, "updated", tuple(differing), previous))
     return "updated"
 
 

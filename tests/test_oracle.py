@@ -130,7 +130,7 @@ def test_delete_without_user_profile_through_an_account_deletes_that_accounts_pr
     )
     assert outcome.state.profiles == {} and outcome.counts["deleted"] == 1
     assert outcome.state.identifiers == {OWN[0]: OWN[0]}, "the point and identifier stay"
-    assert outcome.changes[-1] == Change(OWN[0], CRM, "a", "deleted", ("x",))
+    assert outcome.changes[-1] == Change(OWN[0], CRM, "a", "deleted", ("x",), {"x": 1})
 
 
 def test_delete_with_user_profile_deletes_the_profile_it_names():

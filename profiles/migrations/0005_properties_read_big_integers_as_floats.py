@@ -6,15 +6,14 @@ import profiles.models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('profiles', '0004_history_indexes_and_time_ordered_points'),
+        ("profiles", "0004_history_indexes_and_time_ordered_points"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='userprofile',
-            name='properties',
+            model_name="userprofile",
+            name="properties",
             field=profiles.models.PropertiesField(blank=True, default=dict),
         ),
     ]

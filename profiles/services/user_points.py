@@ -137,7 +137,7 @@ def user_point_erase(*, datamart: Datamart, user_point: UserPoint, source: Chang
         erasure_id = uuid7()
         # Moved off the point before it goes, so its deletion does not cascade to them.
         history_rows = ProfileChange.objects.filter(user_point_id=point.pk).update(
-            user_point_id=erasure_id, user_account_id=None, changed_keys=[]
+            user_point_id=erasure_id, user_account_id=None, changed_keys=[], previous_values={}
         )
         point.delete()
         ProfileChange.objects.create(

@@ -259,12 +259,18 @@ def _history(datamart_id: int) -> list[tuple]:
         ProfileChange.objects.filter(datamart_id=datamart_id)
         .order_by("id")
         .values_list(
-            "user_point_id", "compartment_id", "user_account_id", "action", "changed_keys", "source"
+            "user_point_id",
+            "compartment_id",
+            "user_account_id",
+            "action",
+            "changed_keys",
+            "previous_values",
+            "source",
         )
     )
     return [
-        (labels.get(point), compartment, account, action, tuple(keys), source)
-        for point, compartment, account, action, keys, source in rows
+        (labels.get(point), compartment, account, action, tuple(keys), typed(previous), source)
+        for point, compartment, account, action, keys, previous, source in rows
     ]
 
 
@@ -284,6 +290,7 @@ def expected_database(outcome: Outcome) -> dict:
                 change.user_account_id,
                 change.action,
                 change.keys,
+                typed(change.previous),
                 SOURCE.kind,
             )
             for change in outcome.changes
