@@ -8,6 +8,9 @@ from django.db import connection
 from profiles.models import Compartment, Datamart
 from profiles.services import compartment_create, datamart_create
 
+# The browser fixture (Debian's Chromium through Playwright), for every test that clicks a page.
+pytest_plugins = ["tests.browser"]
+
 
 def pytest_collection_modifyitems(config, items):
     if connection.vendor == "postgresql":

@@ -2,8 +2,7 @@
 list, reads the preview, confirms, and watches the execution's page reach SUCCEEDED by itself;
 a superuser who sees two datamarts imports into the one chosen.
 
-Drives Debian's Chromium through Playwright like tests/profiles/admin/test_browser.py (whose
-browser fixture it reuses); the worker is the session's real `celery worker` process on the
+Drives Debian's Chromium through Playwright (tests/browser.py); the worker is the session's real `celery worker` process on the
 test database (tests/conftest.py). Screenshots of the preview and of the execution page go to
 test-artifacts/.
 """
@@ -17,22 +16,9 @@ from django.contrib.auth import get_user_model
 
 from imports.models import Execution
 from profiles.models import UserProfile
-from tests.profiles.admin import test_browser as back_office_browser
+from tests.browser import ARTIFACTS, logged_in_page, needs_chromium
 
-CHROMIUM = back_office_browser.CHROMIUM
-ARTIFACTS = back_office_browser.ARTIFACTS
-browser = back_office_browser.browser  # the fixture
-logged_in_page = back_office_browser.logged_in_page
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.worker,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's Chromium at /usr/bin/chromium: `apt-get install chromium` "
-        "(`make test` installs it when run as root)",
-    ),
-]
+pytestmark = [*needs_chromium, pytest.mark.worker]
 
 LINES = 1500
 

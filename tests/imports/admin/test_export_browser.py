@@ -19,21 +19,9 @@ import openpyxl
 import pytest
 
 from profiles.identifiers import EmailIdentifier
-from tests.profiles.admin import test_browser as back_office_browser
+from tests.browser import ARTIFACTS, logged_in_page, needs_chromium
 
-CHROMIUM = back_office_browser.CHROMIUM
-ARTIFACTS = back_office_browser.ARTIFACTS
-browser = back_office_browser.browser  # the fixture
-logged_in_page = back_office_browser.logged_in_page
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's Chromium at /usr/bin/chromium: `apt-get install chromium` "
-        "(`make test` installs it when run as root)",
-    ),
-]
+pytestmark = needs_chromium
 
 FORMATS = ("csv", "xlsx", "json", "ndjson")
 # What each file must hold, by the account (or email) that names the profile in it.
