@@ -101,6 +101,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Times in the back-office read one way, to the second (profiles_site/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["profiles_site.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -165,7 +165,7 @@ class ExecutionAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Uploaded")
     def uploaded(self, obj):
-        return f"{obj.created_ts:%Y-%m-%d %H:%M:%S}"
+        return moment(obj.created_ts)
 
     @admin.display(description="Outcome")
     def outcome_column(self, obj):

@@ -58,7 +58,7 @@ class ExportJobAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Requested")
     def requested(self, obj):
-        return f"{obj.created_ts:%Y-%m-%d %H:%M:%S}"
+        return moment(obj.created_ts)
 
     def get_urls(self):
         return [

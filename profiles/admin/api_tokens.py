@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 
+from profiles.admin.display import moment
 from profiles.admin.forms import ApiTokenAddForm
 from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin
 from profiles.models import ApiToken
@@ -41,7 +43,7 @@ class ApiTokenAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Status")
     def status(self, obj):
-        return "active" if obj.is_active else f"revoked {obj.revoked_ts:%Y-%m-%d %H:%M} UTC"
+        return "active" if obj.is_active else format_html("revoked {}", moment(obj.revoked_ts))
 
     def has_delete_permission(self, request, obj=None):
         # Revoke instead: the history keeps naming the token that made a change.

@@ -10,7 +10,7 @@ from django.utils.text import Truncator
 
 from profiles.admin.display import properties_summary
 from profiles.admin.forms import UserPointForm
-from profiles.admin.history import HISTORY_ROWS, history_table
+from profiles.admin.history import ChangeHistoryMixin
 from profiles.admin.scoping import (
     DatamartListFilter,
     DatamartScopedAdmin,
@@ -21,7 +21,7 @@ from profiles.errors import ProfileError
 from profiles.history import ChangeSource
 from profiles.models import ProfileChange, UserAccount, UserAgent, UserEmail, UserPoint, UserProfile
 from profiles.paginators import EstimatedCountPaginator
-from profiles.selectors import point_ids_matching
+from profiles.selectors import point_ids_matching, user_point_changes
 from profiles.services import (
     identifier_attach,
     user_point_create,
@@ -66,7 +66,7 @@ class ProfileInline(ReadOnlyInline):
 
 
 @admin.register(UserPoint)
-class UserPointAdmin(DatamartScopedAdmin):
+class UserPointAdmin(ChangeHistoryMixin, DatamartScopedAdmin):
     form = UserPointForm
     list_display = ("id", "datamart", "identifiers", "creation_ts")
     list_filter = (DatamartListFilter,)
@@ -121,11 +121,6 @@ class UserPointAdmin(DatamartScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("id", "datamart", "creation_ts") if obj else ()
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            context["profile_history"] = self.history(obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
     @admin.display(description="Identifiers")
     def identifiers(self, obj):
         labels = [
@@ -136,14 +131,10 @@ class UserPointAdmin(DatamartScopedAdmin):
         labels += [f"agent {agent.user_agent_id}" for agent in obj.agents.all()]
         return Truncator(", ".join(labels)).chars(90) or "—"
 
-    @admin.display(description="History")
-    def history(self, obj):
-        changes = list(
-            ProfileChange.objects.filter(user_point_id=obj.pk).select_related("user", "api_token")[
-                :HISTORY_ROWS
-            ]
-        )
-        return history_table(changes, with_profile=True)
+    history_with_profile = True
+
+    def recorded_changes(self, obj):
+        return user_point_changes(user_point=obj)
 
     def save_form(self, request, form, change):
         if change:

@@ -30,7 +30,7 @@ from django.utils.safestring import mark_safe
 
 from profiles.admin.display import moment, properties_summary, short_json, value_at
 from profiles.admin.forms import ProfileAddForm, ProfileChangeForm
-from profiles.admin.history import HISTORY_ROWS, history_table
+from profiles.admin.history import ChangeHistoryMixin
 from profiles.admin.scoping import (
     CompartmentListFilter,
     DatamartListFilter,
@@ -142,7 +142,7 @@ def property_column(path: str):
     return column
 
 
-class UserProfileAdmin(DatamartScopedAdmin):
+class UserProfileAdmin(ChangeHistoryMixin, DatamartScopedAdmin):
     list_display = ("profile", "compartment", "account", "properties_column", "modified")
     list_display_links = ("profile",)
     list_filter = (
@@ -244,7 +244,7 @@ class UserProfileAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Last modified", ordering="last_modified_ts")
     def modified(self, obj):
-        return f"{obj.last_modified_ts:%Y-%m-%d %H:%M:%S}"
+        return moment(obj.last_modified_ts)
 
     # -- the change page
 
@@ -272,7 +272,6 @@ class UserProfileAdmin(DatamartScopedAdmin):
                 },
             ),
             ("Custom properties", {"fields": ("properties", "loaded_last_modified_ts")}),
-            ("History", {"fields": ("history",)}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -284,7 +283,6 @@ class UserProfileAdmin(DatamartScopedAdmin):
             "account_display",
             "creation_display",
             "last_modified_display",
-            "history",
         )
 
     @admin.display(description="User point")
@@ -311,10 +309,8 @@ class UserProfileAdmin(DatamartScopedAdmin):
     def last_modified_display(self, obj):
         return moment(obj.last_modified_ts)
 
-    @admin.display(description="Changes, newest first")
-    def history(self, obj):
-        changes = list(profile_changes(profile=obj)[:HISTORY_ROWS])
-        return history_table(changes)
+    def recorded_changes(self, obj):
+        return profile_changes(profile=obj)
 
     # -- writes, through the services
 
