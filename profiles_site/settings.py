@@ -63,7 +63,8 @@ WSGI_APPLICATION = "profiles_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # The site's own overrides of the admin's templates (before the apps' and Django's).
+        "DIRS": [BASE_DIR / "profiles_site" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

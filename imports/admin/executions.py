@@ -13,6 +13,7 @@ from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpRespons
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from imports.admin.permissions import can_import
@@ -23,7 +24,7 @@ from imports.services import (
     execution_failed_lines,
     execution_retry,
 )
-from profiles.admin.display import moment
+from profiles.admin.display import moment, object_link
 from profiles.admin.scoping import (
     DatamartListFilter,
     DatamartScopedAdmin,
@@ -67,6 +68,17 @@ def uploader(execution: Execution) -> str:
         return str(execution.created_by)
     if execution.api_token_id:
         return f"API token {execution.api_token}"
+    return "command line"
+
+
+def uploader_link(request, execution: Execution) -> str:
+    """Who uploaded, linked to their page (staff user, API token) for a viewer who may open it."""
+    if execution.created_by_id:
+        return object_link(request, execution.created_by)
+    if execution.api_token_id:
+        return object_link(
+            request, execution.api_token, format_html("API token “{}”", execution.api_token.name)
+        )
     return "command line"
 
 
@@ -219,7 +231,11 @@ class ExecutionAdmin(DatamartScopedAdmin):
             "counters": [
                 (name, label, execution.counters()[name]) for name, label in COUNTER_LABELS
             ],
-            "uploader": uploader(execution),
+            "uploader": uploader_link(request, execution),
+            "datamart_link": object_link(request, execution.datamart),
+            "document_import_link": object_link(
+                request, execution.document_import, execution.document_import.name
+            ),
             "created": moment(execution.created_ts),
             "started": moment(execution.start_ts),
             "ended": moment(execution.end_ts),

@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from profiles.admin.change_diff import key_changes
-from profiles.admin.display import moment, moment_text
+from profiles.admin.display import moment, moment_text, object_link
 from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin, visible_datamart_ids
 from profiles.models import ProfileChange, UserPoint, UserProfile
 from profiles.paginators import EstimatedCountPaginator
@@ -39,9 +39,9 @@ def source_label(change: ProfileChange) -> str:
     return SOURCE_LABELS.get(change.source, change.source)
 
 
-def change_origin(change: ProfileChange, *, viewer) -> SafeString | str:
-    """What made the change, each part linked to its page: the import execution, the staff
-    user (for a viewer who may open users), the API token."""
+def change_origin(change: ProfileChange, *, request) -> SafeString | str:
+    """What made the change, each part linked to its page (for a viewer who may open it): the
+    import execution, the staff user, the API token."""
     parts = []
     if change.execution_id is not None:
         parts.append(
@@ -52,22 +52,12 @@ def change_origin(change: ProfileChange, *, viewer) -> SafeString | str:
             )
         )
     if change.user is not None:
-        name = change.user.get_username()
-        if viewer is not None and viewer.has_perm("auth.view_user"):
-            name = format_html(
-                '<a href="{}">{}</a>',
-                reverse("admin:auth_user_change", args=[change.user.pk]),
-                name,
-            )
+        name = object_link(request, change.user, change.user.get_username())
         parts.append(format_html("by {}", name) if parts else name)
     if change.api_token is not None:
-        label = format_html("API token “{}”", change.api_token.name)
-        if viewer is not None and viewer.has_perm("profiles.view_apitoken"):
-            label = format_html(
-                '<a href="{}">{}</a>',
-                reverse("admin:profiles_apitoken_change", args=[change.api_token.pk]),
-                label,
-            )
+        label = object_link(
+            request, change.api_token, format_html("API token “{}”", change.api_token.name)
+        )
         parts.append(format_html("with {}", label) if parts else label)
     if not parts:
         return change.get_source_display().lower()
@@ -101,7 +91,7 @@ def keys_cell(change: ProfileChange) -> str:
     return Truncator(", ".join(change.changed_keys)).chars(80) or "—"
 
 
-def history_table(changes: list[ProfileChange], *, viewer, with_profile: bool = False) -> str:
+def history_table(changes: list[ProfileChange], *, request, with_profile: bool = False) -> str:
     if not changes:
         return "No recorded change yet."
     head = ["Time", *(["Profile"] if with_profile else []), "Source", "Made by", "Action", "Keys"]
@@ -112,7 +102,7 @@ def history_table(changes: list[ProfileChange], *, viewer, with_profile: bool = 
             cells.append(profile_cell(change))
         cells += [
             source_label(change),
-            change_origin(change, viewer=viewer),
+            change_origin(change, request=request),
             change.get_action_display(),
             keys_cell(change),
         ]
@@ -138,7 +128,7 @@ class ChangeHistoryMixin:
         if obj is not None:
             changes = list(self.recorded_changes(obj)[: HISTORY_ROWS + 1])
             context["profile_history"] = history_table(
-                changes[:HISTORY_ROWS], viewer=request.user, with_profile=self.history_with_profile
+                changes[:HISTORY_ROWS], request=request, with_profile=self.history_with_profile
             )
             context["profile_history_more"] = len(changes) > HISTORY_ROWS
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -158,7 +148,7 @@ class ChangeHistoryMixin:
             "page": page,
             "history": history_table(
                 list(page.object_list),
-                viewer=request.user,
+                request=request,
                 with_profile=self.history_with_profile,
             ),
             **(extra_context or {}),
@@ -183,7 +173,7 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
     def get_list_display(self, request):
         @admin.display(description="Made by")
         def made_by(obj):
-            return change_origin(obj, viewer=request.user)
+            return change_origin(obj, request=request)
 
         return ("time", "profile_link", "action", "source_column", made_by, "keys")
 
@@ -239,7 +229,7 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
             if point_exists
             else None,
             "source": source_label(change),
-            "origin": change_origin(change, viewer=request.user),
+            "origin": change_origin(change, request=request),
             "key_changes": key_changes(
                 keys=change.changed_keys,
                 before=before,
