@@ -16,10 +16,10 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from profiles.admin.change_diff import key_changes
+from profiles.admin.counted_lists import EstimatedCountListMixin
 from profiles.admin.display import moment, moment_text, object_link
 from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin, visible_datamart_ids
 from profiles.models import ProfileChange, UserPoint, UserProfile
-from profiles.paginators import EstimatedCountPaginator
 from profiles.selectors import own_account_q, point_ids_matching, profile_change_values_after
 
 HISTORY_ROWS = 50  # on a profile's or point's page; its HISTORY button pages through all
@@ -158,7 +158,7 @@ class ChangeHistoryMixin:
 
 
 @admin.register(ProfileChange)
-class ProfileChangeAdmin(DatamartScopedAdmin):
+class ProfileChangeAdmin(EstimatedCountListMixin, DatamartScopedAdmin):
     list_filter = (DatamartListFilter, "source", "action")
     list_select_related = ("user", "api_token")
     # The id follows time and is indexed; sorting by `ts` would sort the whole history.
@@ -166,9 +166,6 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
     sortable_by = ()
     search_fields = ("=user_account_id",)
     search_help_text = "Exact account id, email hash, user agent id or user point id."
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
 
     def get_list_display(self, request):
         @admin.display(description="Made by")

@@ -8,6 +8,7 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.utils.text import Truncator
 
+from profiles.admin.counted_lists import EstimatedCountListMixin
 from profiles.admin.display import properties_summary
 from profiles.admin.forms import UserPointForm
 from profiles.admin.history import ChangeHistoryMixin
@@ -20,7 +21,6 @@ from profiles.admin.scoping import (
 from profiles.errors import ProfileError
 from profiles.history import ChangeSource
 from profiles.models import ProfileChange, UserAccount, UserAgent, UserEmail, UserPoint, UserProfile
-from profiles.paginators import EstimatedCountPaginator
 from profiles.selectors import point_ids_matching, user_point_changes
 from profiles.services import (
     identifier_attach,
@@ -66,7 +66,7 @@ class ProfileInline(ReadOnlyInline):
 
 
 @admin.register(UserPoint)
-class UserPointAdmin(ChangeHistoryMixin, DatamartScopedAdmin):
+class UserPointAdmin(ChangeHistoryMixin, EstimatedCountListMixin, DatamartScopedAdmin):
     form = UserPointForm
     list_display = ("id", "datamart", "identifiers", "creation_ts")
     list_filter = (DatamartListFilter,)
@@ -76,9 +76,6 @@ class UserPointAdmin(ChangeHistoryMixin, DatamartScopedAdmin):
     sortable_by = ()
     search_fields = ("=id",)
     search_help_text = "Exact account id, email hash, user agent id or user point id."
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
     inlines = (AccountInline, EmailInline, AgentInline, ProfileInline)
     change_form_template = "admin/profiles/userpoint/change_form.html"
     actions = ("erase_points",)

@@ -21,13 +21,13 @@ from datetime import datetime
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
+from profiles.admin.counted_lists import EstimatedCountChangeList, EstimatedCountListMixin
 from profiles.admin.display import moment, properties_summary, short_json, value_at
 from profiles.admin.forms import ProfileAddForm, ProfileChangeForm
 from profiles.admin.history import ChangeHistoryMixin
@@ -42,7 +42,6 @@ from profiles.history import ChangeSource
 from profiles.identifiers import AccountIdentifier
 from profiles.merge import MergeMode, Strategy
 from profiles.models import ProfileChange, UserProfile
-from profiles.paginators import EstimatedCountPaginator
 from profiles.permissions import EXPORT_PROFILES, IMPORT_PROFILES
 from profiles.selectors import (
     PROFILE_LIST_FILTER_PARAMETERS,
@@ -121,7 +120,7 @@ class ModifiedListFilter(ShownFilter, admin.DateFieldListFilter):
         self.title = "last modified"
 
 
-class ProfileChangeList(ChangeList):
+class ProfileChangeList(EstimatedCountChangeList):
     """The list's rows are the selector's; Django then orders and pages them."""
 
     def get_queryset(self, request, exclude_parameters=None):
@@ -142,7 +141,7 @@ def property_column(path: str):
     return column
 
 
-class UserProfileAdmin(ChangeHistoryMixin, DatamartScopedAdmin):
+class UserProfileAdmin(ChangeHistoryMixin, EstimatedCountListMixin, DatamartScopedAdmin):
     list_display = ("profile", "compartment", "account", "properties_column", "modified")
     list_display_links = ("profile",)
     list_filter = (
@@ -160,9 +159,6 @@ class UserProfileAdmin(ChangeHistoryMixin, DatamartScopedAdmin):
         "Exact account id, email hash, user agent id or user point id (no partial matches)."
     )
     list_per_page = 50
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
     change_list_template = "admin/profiles/userprofile/change_list.html"
     change_form_template = "admin/profiles/userprofile/change_form.html"
     bulk_delete_hint = "delete that many with an import of DELETE commands instead"
