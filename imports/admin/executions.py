@@ -32,6 +32,7 @@ from profiles.admin.scoping import (
     scope_queryset,
     user_datamart_ids,
 )
+from profiles.merge import MergeMode, Strategy, merge_mode_label
 
 ERRORS_PER_PAGE = 50
 POLL_MILLISECONDS = 1000
@@ -252,13 +253,10 @@ class ExecutionAdmin(DatamartScopedAdmin):
             "can_download": importer and execution.failed > 0,
             "retries": retries,
             "poll_milliseconds": POLL_MILLISECONDS,
-            "default_mode": (
-                f"{execution.default_update_strategy}"
-                + (
-                    ", merge_objects"
-                    if execution.default_update_strategy == "PARTIAL_UPDATE"
-                    and execution.default_merge_objects
-                    else ""
+            "default_mode": merge_mode_label(
+                MergeMode(
+                    Strategy(execution.default_update_strategy),
+                    merge_objects=execution.default_merge_objects,
                 )
             ),
         }
@@ -282,7 +280,10 @@ class ExecutionAdmin(DatamartScopedAdmin):
                 request, "Cancel requested: the import stops after the chunk it is applying."
             )
         else:
-            messages.info(request, f"The import had already finished: {execution.status}.")
+            messages.info(
+                request,
+                f"The import had already finished ({execution.get_status_display().lower()}).",
+            )
         return HttpResponseRedirect(reverse("admin:imports_execution_change", args=[execution.pk]))
 
     @method_decorator(require_POST)

@@ -57,7 +57,7 @@ from profiles.admin.scoping import (
     user_datamart_ids,
 )
 from profiles.admin.user_profiles import PropertyListFilter, UserProfileAdmin
-from profiles.merge import choose_merge_mode
+from profiles.merge import choose_merge_mode, merge_mode_label
 from profiles.models import Datamart, UserProfile
 from profiles.selectors import ORDERING_PARAMETER, PROFILE_LIST_ORDERING
 
@@ -186,7 +186,10 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             "merge_objects": mode.merge_objects,
         }
         request.session[SESSION_KEY] = uploads
-        return preview_context(preview, staged, file_format)
+        return {
+            **preview_context(preview, staged, file_format),
+            "default_mode": merge_mode_label(mode),
+        }
 
     # -- import: confirm
 

@@ -12,6 +12,7 @@ from profiles.admin.forms import ApiTokenAddForm
 from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin
 from profiles.models import ApiToken
 from profiles.services import api_token_create, api_token_rename, api_token_revoke
+from profiles.wording import count_noun
 
 
 @admin.register(ApiToken)
@@ -85,4 +86,4 @@ class ApiTokenAdmin(DatamartScopedAdmin):
         for token in queryset.filter(revoked_ts__isnull=True):
             api_token_revoke(token=token)
             revoked += 1
-        self.message_user(request, f"{revoked} token(s) revoked.", messages.SUCCESS)
+        self.message_user(request, f"{count_noun(revoked, 'token')} revoked.", messages.SUCCESS)

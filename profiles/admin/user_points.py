@@ -28,6 +28,7 @@ from profiles.services import (
     user_point_delete,
     user_point_erase,
 )
+from profiles.wording import count_noun
 
 
 class AccountInline(ReadOnlyInline):
@@ -182,5 +183,5 @@ class UserPointAdmin(ChangeHistoryMixin, EstimatedCountListMixin, DatamartScoped
             except ProfileError:
                 continue  # erased by someone else meanwhile
             erased += 1
-        self.message_user(request, f"Erased {erased} user point(s).", messages.SUCCESS)
+        self.message_user(request, f"Erased {count_noun(erased, 'user point')}.", messages.SUCCESS)
         return None
