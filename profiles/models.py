@@ -248,10 +248,10 @@ class ProfileChange(models.Model):
         ERASED = "erased"
 
     class Source(models.TextChoices):
-        ADMIN = "admin"
-        API = "api"
-        IMPORT = "import"
-        SYSTEM = "system"
+        ADMIN = "admin", "Back-office"
+        API = "api", "API"
+        IMPORT = "import", "Import"
+        SYSTEM = "system", "System"
 
     # Every import writes a row per changed profile, so each index here slows imports: only the
     # lookups the pages and the deletions need are indexed (see Meta.indexes). The datamart and

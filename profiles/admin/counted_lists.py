@@ -15,6 +15,8 @@ class EstimatedCountChangeList(ChangeList):
         super().get_results(request)
         # The page the paginator showed: `p` past the last page shows the last one.
         self.page_num = min(self.page_num, self.paginator.num_pages)
+        if self.paginator.is_estimate:
+            self.can_show_all = False  # "Show all" of an uncounted list would load every row
 
 
 class EstimatedCountListMixin:

@@ -24,7 +24,6 @@ from profiles.selectors import own_account_q, point_ids_matching, profile_change
 
 HISTORY_ROWS = 50  # on a profile's or point's page; its HISTORY button pages through all
 HISTORY_PAGE_ROWS = 100
-SOURCE_LABELS = {"admin": "Back-office", "api": "API", "import": "Import", "system": "System"}
 
 
 def execution_url(execution_id: int) -> str:
@@ -36,7 +35,7 @@ def execution_url(execution_id: int) -> str:
 
 
 def source_label(change: ProfileChange) -> str:
-    return SOURCE_LABELS.get(change.source, change.source)
+    return change.get_source_display()
 
 
 def change_origin(change: ProfileChange, *, request) -> SafeString | str:
