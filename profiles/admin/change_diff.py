@@ -40,7 +40,12 @@ def key_changes(
         kept_old: set[int] = set()
         kept_new: set[int] = set()
         if old is not None and new is not None:
-            matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+            # A comma a line gains or loses when a neighbour goes does not change the line.
+            matcher = difflib.SequenceMatcher(
+                a=[line.removesuffix(",") for line in old],
+                b=[line.removesuffix(",") for line in new],
+                autojunk=False,
+            )
             for block in matcher.get_matching_blocks():
                 kept_old.update(range(block.a, block.a + block.size))
                 kept_new.update(range(block.b, block.b + block.size))

@@ -13,7 +13,10 @@ from imports.models import ExportJob
 from profiles import paginators
 from profiles.admin.user_profiles import UserProfileAdmin
 from profiles.fake_profiles import fake_profiles_generate
+from profiles.history import ChangeSource
+from profiles.merge import DEFAULT_MERGE_MODE
 from profiles.models import ProfileChange
+from profiles.services import api_token_create, profile_upsert
 from tests.browser import COLOR_SCHEMES, logged_in_page, needs_chromium, screenshot
 from tests.imports.admin.test_execution_pages import run, start
 
@@ -137,3 +140,35 @@ def test_staff_finds_their_way_between_executions_imports_exports_and_the_api_do
     assert page.inner_text(".paginator .this-page") == "5"  # the last page of the count
     assert page.locator(".paginator a.showall").count() == 0
     screenshot(page, f"navigation-profile-count-{color_scheme}")
+
+
+@pytest.mark.parametrize("color_scheme", COLOR_SCHEMES)
+def test_a_nested_change_reads_line_by_line_and_links_its_api_token(
+    transactional_db, live_server, browser, imported, datamart, color_scheme
+):
+    profile, _ = imported
+    token, _ = api_token_create(datamart=datamart, name="crm-sync")
+    profile_upsert(
+        user_point=profile.user_point,
+        compartment=profile.compartment,
+        user_account_id="c-1",
+        properties={"newsletter": {"period": "WEEKLY", "topics": ["news", "offers"]}},
+        mode=DEFAULT_MERGE_MODE,
+        source=ChangeSource(kind="api", api_token_id=token.pk),
+    )
+    change = ProfileChange.objects.filter(profile_id=profile.pk).order_by("-id").first()
+    page = logged_in_page(browser, live_server, "ines", color_scheme=color_scheme, width=WIDTH)
+    page.goto(f"{live_server.url}/admin/profiles/profilechange/{change.pk}/change/")
+    row = page.locator("#change-diff tbody tr").first
+    assert row.locator("td.before .changed").all_inner_texts() == ['  "period": "MONTHLY",']
+    assert row.locator("td.after .changed").all_inner_texts() == [
+        '  "period": "WEEKLY",',
+        '  "topics": [',
+        '    "news",',
+        '    "offers"',
+        "  ]",
+    ]
+    screenshot(page, f"history-change-nested-{color_scheme}")
+    page.click("#change-origin a")
+    page.wait_for_selector("#apitoken_form")
+    assert "crm-sync" in page.content()

@@ -22,3 +22,9 @@ def test_only_the_lines_that_differ_are_marked_and_absent_keys_have_no_lines():
         DiffLine("}", False),
     ]
     assert [line.changed for line in changes[2].after] == [False, False, True, False]
+
+
+def test_a_comma_gained_when_a_key_is_added_does_not_mark_the_line():
+    (change,) = key_changes(keys=["nl"], before={"nl": {"a": 1}}, after={"nl": {"a": 1, "b": 2}})
+    assert [line.text for line in change.after if line.changed] == ['  "b": 2']
+    assert not any(line.changed for line in change.before)
