@@ -6,8 +6,11 @@ navigation-*.png)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
 
 from imports.models import ExportJob
 from profiles import paginators
@@ -136,8 +139,12 @@ def test_staff_finds_their_way_between_executions_imports_exports_and_the_api_do
     monkeypatch.setattr(UserProfileAdmin, "list_per_page", 10)
     fake_profiles_generate(datamart=datamart, count=60, batch=60, tag="count")
     page.goto(f"{live_server.url}/admin/profiles/userprofile/?p=500")
-    assert page.inner_text(".result-count") == "more than 40 user profiles"
-    assert page.inner_text(".paginator .this-page") == "5"  # the last page of the count
+    count = page.inner_text(".result-count")
+    if connection.vendor == "sqlite":
+        assert count == "more than 40 user profiles"
+        assert page.inner_text(".paginator .this-page") == "5"  # the last page of the count
+    else:
+        assert re.fullmatch(r"about \d+ user profiles", count)  # PostgreSQL's estimate
     assert page.locator(".paginator a.showall").count() == 0
     screenshot(page, f"navigation-profile-count-{color_scheme}")
 
