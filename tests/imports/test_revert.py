@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imports.models import DocumentImport, Execution
+from imports.models import Execution
 from imports.revert import execution_revert, execution_revert_preview, revert_run
 from imports.services import ImportRefused
 from profiles.history import ChangeSource
