@@ -278,7 +278,7 @@ class ExecutionRevertView(DocumentImportScopedView):
             )
         ],
         request=None,
-        responses={201: ExecutionSerializer},
+        responses={201: ExecutionSerializer, 409: docs.ERROR},
         tags=["document imports"],
     )
     def post(self, request, dm, import_id, execution_id):
