@@ -20,6 +20,7 @@ from tests.imports.helpers import (
     properties_of,
     snapshot,
 )
+from tests.imports.test_runner import _die_after, _WorkerKilled
 
 
 def profiles_now(document_import) -> dict:
@@ -204,3 +205,33 @@ def test_an_execution_that_changed_nothing_reverts_to_nothing(document_import, s
     assert undone.progress == 1.0
     assert counters(undone) == {}
     assert profiles_now(document_import) == seeded
+
+
+def test_a_revert_killed_between_chunks_resumes_at_its_checkpoint_and_ends_like_a_clean_one(
+    document_import, seeded, settings
+):
+    settings.IMPORT_CHUNK_SIZE = 2
+    execution = _the_import(document_import)
+    reverting = execution_revert(execution=execution, enqueue=False)
+    with pytest.raises(_WorkerKilled):
+        revert_run(execution_id=reverting.pk, worker="w1", progress=_die_after(2))
+    reverting.refresh_from_db()
+    assert reverting.status == Execution.Status.RUNNING
+    assert (reverting.processed, reverting.checkpoint_line) == (4, 4)
+    assert reverting.checkpoint_offset == (
+        ProfileChange.objects.filter(execution_id=execution.pk).order_by("id")[3].id
+    )
+    revert_run(execution_id=reverting.pk, worker="w1")  # the same worker, started again
+    reverting.refresh_from_db()
+    assert reverting.status == Execution.Status.SUCCEEDED, reverting.error_message
+    assert profiles_now(document_import) == seeded
+    assert counters(reverting) == {
+        "total": 7,
+        "processed": 7,
+        "deleted": 1,
+        "updated": 1,
+        "created": 1,
+        "unchanged": 1,
+    }
+    # Each profile written once: no history row twice.
+    assert ProfileChange.objects.filter(execution_id=reverting.pk).count() == 3
