@@ -19,7 +19,7 @@ from imports.runner import _finish, _Run, chunk_commit, execution_run, execution
 from imports.services import ImportRefused
 from imports.tasks import run_execution
 from profiles.models import ProfileChange
-from profiles.revert import RevertPreview, change_rows, changes_revert, revert_preview
+from profiles.revert import RevertPreview, changes_revert, chunk_rows, revert_preview
 
 FINISHED = (Execution.Status.SUCCEEDED, Execution.Status.FAILED, Execution.Status.CANCELED)
 
@@ -126,7 +126,7 @@ def _apply(run: _Run) -> None:
     walked, last_id = execution.checkpoint_line, execution.checkpoint_offset
     source = execution_source(execution)
     while since_id is not None:
-        chunk = change_rows(rows.filter(id__gt=last_id)[: run.chunk_size])
+        chunk = chunk_rows(rows.filter(id__gt=last_id)[: run.chunk_size])
         if not chunk:
             break
         first_line = walked + 1
@@ -142,7 +142,7 @@ def _apply(run: _Run) -> None:
                 source=source,
             )
 
-        walked, last_id = walked + len(chunk), chunk[-1].id
+        walked, last_id = walked + len(chunk), chunk[-1][0]
         if not chunk_commit(
             run, write=write, lines=len(chunk), checkpoint_line=walked, checkpoint_offset=last_id
         ):

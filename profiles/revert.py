@@ -61,6 +61,20 @@ def change_rows(queryset) -> list[ChangeRow]:
     return [ChangeRow(*values) for values in queryset.values_list(*CHANGE_FIELDS)]
 
 
+# One history row to revert: its id and its profile's address (its values are read later, with
+# the profile's other rows: no need to decode them twice).
+ChunkRow = tuple[int, Address]
+
+
+def chunk_rows(queryset) -> list[ChunkRow]:
+    return [
+        (pk, (point, compartment, account))
+        for pk, point, compartment, account in queryset.values_list(
+            "id", "user_point_id", "compartment_id", "user_account_id"
+        )
+    ]
+
+
 def properties_before(
     current: dict[str, Any] | None, rows_newest_first: Iterable[ChangeRow]
 ) -> dict[str, Any] | None:
@@ -134,7 +148,7 @@ def _current_properties(
 def changes_revert(
     *,
     datamart: Datamart,
-    chunk: Sequence[ChangeRow],
+    chunk: Sequence[ChunkRow],
     first_line: int,
     reverted_ids: frozenset[int],
     since_id: int,
@@ -152,8 +166,8 @@ def changes_revert(
     """
     compartments = DatamartCompartments(datamart)
     firsts: dict[Address, int] = {}  # address -> its line (rank of its first row here)
-    for offset, row in enumerate(chunk):
-        firsts.setdefault(row.address, first_line + offset)
+    for offset, (_, address) in enumerate(chunk):
+        firsts.setdefault(address, first_line + offset)
     addresses = list(firsts)
     current = _current_properties(addresses, compartments)
     history: dict[Address, list[ChangeRow]] = {}
@@ -170,7 +184,7 @@ def changes_revert(
     )
     result = BatchResult(lines=len(addresses))
     commands: list[ProfileCommand] = []
-    chunk_start = chunk[0].id
+    chunk_start = chunk[0][0]
     for address, line in firsts.items():
         rows = history.get(address, [])
         start = next(i for i, row in enumerate(rows) if row.execution_id in reverted_ids)

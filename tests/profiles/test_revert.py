@@ -15,7 +15,7 @@ from profiles.engine import commands_apply
 from profiles.history import ChangeSource
 from profiles.merge import DEFAULT_MERGE_MODE
 from profiles.models import ProfileChange
-from profiles.revert import ChangeRow, change_rows, changes_revert, properties_before
+from profiles.revert import ChangeRow, changes_revert, chunk_rows, properties_before
 from tests.imports.helpers import snapshot
 from tests.profiles.test_engine_vs_oracle import batches, typed
 
@@ -35,14 +35,14 @@ def _apply(datamart, commands: list[dict], execution_id: int) -> None:
 
 
 def _revert(datamart, execution_id: int, by: int, chunk: int) -> None:
-    rows = change_rows(ProfileChange.objects.filter(execution_id=execution_id).order_by("id"))
+    rows = chunk_rows(ProfileChange.objects.filter(execution_id=execution_id).order_by("id"))
     for start in range(0, len(rows), chunk):
         changes_revert(
             datamart=datamart,
             chunk=rows[start : start + chunk],
             first_line=start + 1,
             reverted_ids=frozenset({execution_id, by}),
-            since_id=rows[0].id,
+            since_id=rows[0][0],
             force=False,
             source=_source(by),
         )
