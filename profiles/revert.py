@@ -187,7 +187,10 @@ def changes_revert(
     chunk_start = chunk[0][0]
     for address, line in firsts.items():
         rows = history.get(address, [])
-        start = next(i for i, row in enumerate(rows) if row.execution_id in reverted_ids)
+        start = next((i for i, row in enumerate(rows) if row.execution_id in reverted_ids), None)
+        if start is None:  # erased since the chunk was read: its rows moved to another id
+            result.errors.append(_gone(line, address))
+            continue
         if rows[start].id < chunk_start:
             result.lines -= 1  # its first change was in an earlier chunk, reverted there
             continue
