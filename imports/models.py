@@ -42,6 +42,10 @@ class DocumentImport(models.Model):
         return self.name if f"({label})" in self.name else f"{self.name} ({label})"
 
 
+# A revert that is pending, running or done holds the execution it reverts: no second one.
+REVERT_HOLDING_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED")
+
+
 class Execution(models.Model):
     """One file run through a document import by Celery workers, chunk by chunk."""
 
@@ -125,12 +129,32 @@ class Execution(models.Model):
         related_name="retries",
         help_text="The execution this one runs again.",
     )
+    # A revert (docs/rules.md#revert) is an execution with no file: it walks the history rows of
+    # the execution it reverts; its checkpoint is the rows walked and the last row's id.
+    reverts = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reverted_by",
+        help_text="The execution whose changes this one undoes.",
+    )
+    revert_force = models.BooleanField(
+        default=False, help_text="A revert: also put back profiles changed since by others."
+    )
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_ts", "-id"]
         indexes = [models.Index(fields=["datamart", "-created_ts"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reverts"],
+                condition=models.Q(status__in=REVERT_HOLDING_STATUSES),
+                name="one_live_revert_per_execution",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"execution {self.pk} of {self.document_import.name}: {self.status}"
@@ -179,19 +203,23 @@ class Execution(models.Model):
         return bool(moved)
 
     def as_api_object(self) -> dict:
-        return {
-            "id": self.pk,
-            "document_import_id": self.document_import_id,
-            "status": self.status,
-            "created_ts": epoch_ms(self.created_ts),
-            "start_ts": epoch_ms(self.start_ts),
-            "end_ts": epoch_ms(self.end_ts),
-            "progress": self.progress,
-            "counters": self.counters(),
-        } | (
-            {"error": {"error_code": self.error_code, "message": self.error_message}}
-            if self.status == self.Status.FAILED
-            else {}
+        return (
+            {
+                "id": self.pk,
+                "document_import_id": self.document_import_id,
+                "status": self.status,
+                "created_ts": epoch_ms(self.created_ts),
+                "start_ts": epoch_ms(self.start_ts),
+                "end_ts": epoch_ms(self.end_ts),
+                "progress": self.progress,
+                "counters": self.counters(),
+            }
+            | ({"reverts": self.reverts_id} if self.reverts_id else {})
+            | (
+                {"error": {"error_code": self.error_code, "message": self.error_message}}
+                if self.status == self.Status.FAILED
+                else {}
+            )
         )
 
 

@@ -42,7 +42,7 @@ from imports.readers import (
     open_reader,
 )
 from profiles.commands import LineError
-from profiles.engine import batch_prepare, batch_write, with_retries
+from profiles.engine import BatchResult, batch_prepare, batch_write, with_retries
 from profiles.history import ChangeSource
 from profiles.merge import MergeMode, choose_merge_mode
 from profiles.models import Datamart, ProfileChange
@@ -200,16 +200,41 @@ def _commit_chunk(
 ) -> bool:
     """Apply one chunk and move the checkpoint past it; False when a cancel stopped the run."""
     execution = run.execution
-    # The history names who uploaded the file: a staff user or an API token.
-    source = ChangeSource(
+    prepared = batch_prepare(
+        datamart=run.datamart or execution.datamart, records=records, default_mode=default_mode
+    )
+    return chunk_commit(
+        run,
+        write=lambda: batch_write(
+            prepared, source=execution_source(execution), record_history=run.record_history
+        ),
+        lines=len(records),
+        checkpoint_line=records[-1].line,
+        checkpoint_offset=position or 0,
+    )
+
+
+def execution_source(execution: Execution) -> ChangeSource:
+    """Who the history rows of an execution name: the staff user or API token that started it."""
+    return ChangeSource(
         kind=ProfileChange.Source.IMPORT,
         user_id=execution.created_by_id,
         api_token_id=None if execution.created_by_id else execution.api_token_id,
         execution_id=execution.pk,
     )
-    prepared = batch_prepare(
-        datamart=run.datamart or execution.datamart, records=records, default_mode=default_mode
-    )
+
+
+def chunk_commit(
+    run: _Run,
+    *,
+    write: Callable[[], BatchResult],
+    lines: int,
+    checkpoint_line: int,
+    checkpoint_offset: int,
+) -> bool:
+    """One transaction: `write` the chunk, its line errors, counters and checkpoint, if the run
+    still owns the execution; False when a cancel stopped the run (nothing written)."""
+    execution = run.execution
 
     def apply() -> bool:
         with transaction.atomic():
@@ -226,7 +251,7 @@ def _commit_chunk(
                     error_message=_canceled_message(row["checkpoint_line"], row["processed"]),
                 )
                 return False
-            result = batch_write(prepared, source=source, record_history=run.record_history)
+            result = write()
             if result.errors:
                 ExecutionError.objects.bulk_create(
                     _error_rows(execution.pk, result.errors, execution.encoding)
@@ -235,14 +260,14 @@ def _commit_chunk(
             if result.failed:
                 counters["failed"] = F("failed") + result.failed
             Execution.objects.filter(pk=execution.pk).update(
-                processed=F("processed") + result.lines,
-                checkpoint_line=records[-1].line,
-                checkpoint_offset=position or 0,
+                processed=F("processed") + lines,
+                checkpoint_line=checkpoint_line,
+                checkpoint_offset=checkpoint_offset,
                 attempts=0,
                 heartbeat_ts=timezone.now(),
                 **counters,
             )
-            run.processed = row["processed"] + result.lines
+            run.processed = row["processed"] + lines
             return True
 
     return with_retries(apply)
@@ -272,12 +297,14 @@ def execution_run(
     worker: str = "",
     progress: Callable[[int, int | None], None] | None = None,
     record_history: bool = True,
+    apply: Callable[[_Run], None] | None = None,
 ) -> None:
     """Apply an execution's file from its checkpoint to the end (or to a cancel, or a failure).
 
     Safe to call for any execution at any time: a finished one, or one running elsewhere, is
     left alone. `progress(processed, total)` is called after each committed chunk.
-    `record_history=False` skips the ProfileChange rows: for the benchmark only.
+    `record_history=False` skips the ProfileChange rows: for the benchmark only. `apply`
+    replaces the reading of the file (a revert walks history rows: `imports.revert`).
     """
     run = _claim(execution_id, worker or _default_worker())
     if run is None:
@@ -285,7 +312,7 @@ def execution_run(
     run.progress = progress
     run.record_history = record_history
     try:
-        _run(run)
+        (apply or _run)(run)
     except _LostClaim:
         logger.info("execution %s was taken over by another run: this one stops", execution_id)
     except Exception as problem:

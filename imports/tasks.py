@@ -1,6 +1,6 @@
 """Celery tasks: they take ids and call the runner or the services; running one twice gives the
-same database. The services queue these tasks, so the tasks import the services inside the
-function: the one import cycle the layout keeps."""
+same database. The services (and `imports.revert`) queue these tasks, so the tasks import them
+inside the function: the one import cycle the layout keeps."""
 
 from __future__ import annotations
 
@@ -17,7 +17,13 @@ logger = logging.getLogger(__name__)
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, name="imports.run_execution")
 def run_execution(self, execution_id: int) -> None:
-    execution_run(execution_id=execution_id, worker=self.request.hostname or "")
+    from imports.revert import execution_is_revert, revert_run
+
+    worker = self.request.hostname or ""
+    if execution_is_revert(execution_id):
+        revert_run(execution_id=execution_id, worker=worker)
+    else:
+        execution_run(execution_id=execution_id, worker=worker)
 
 
 @shared_task(ignore_result=True, name="imports.resume_executions")

@@ -1,5 +1,6 @@
 """Import executions: a list of who uploaded what and how it went, and a page per run that
-follows it (polling `…/progress/`) and offers Cancel, Retry and the failed-lines file."""
+follows it (polling `…/progress/`) and offers Cancel, Retry, Revert (a preview, then a
+confirmation) and the failed-lines file."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from imports.admin.permissions import can_import
 from imports.models import DocumentImport, Execution
+from imports.revert import execution_revert, execution_revert_check, execution_revert_preview
 from imports.services import (
     ImportRefused,
     execution_cancel,
@@ -45,6 +47,17 @@ COUNTER_LABELS = (
     ("unchanged", "Unchanged"),
     ("not_found", "Not found"),
     ("failed", "Errors"),
+)
+# A revert's lines are the reverted execution's history rows; its counters count profiles.
+REVERT_COUNTER_LABELS = (
+    ("total", "Changes to undo"),
+    ("processed", "Changes walked"),
+    ("created", "Brought back"),
+    ("updated", "Restored"),
+    ("deleted", "Removed"),
+    ("unchanged", "Unchanged"),
+    ("not_found", "Not found"),
+    ("failed", "Conflicts, errors"),
 )
 
 
@@ -197,6 +210,11 @@ class ExecutionAdmin(DatamartScopedAdmin):
             ),
             path("<path:object_id>/retry/", wrap(self.retry_view), name="imports_execution_retry"),
             path(
+                "<path:object_id>/revert/",
+                wrap(self.revert_view),
+                name="imports_execution_revert",
+            ),
+            path(
                 "<path:object_id>/failed-lines/",
                 wrap(self.failed_lines_view),
                 name="imports_execution_failed_lines",
@@ -221,16 +239,24 @@ class ExecutionAdmin(DatamartScopedAdmin):
         )
         importer = can_import(request)
         retries = list(execution.retries.order_by("id").values_list("id", flat=True))
+        reverted_by = list(execution.reverted_by.order_by("id").values_list("id", "status"))
         file_kept = bool(execution.file.name) and execution.file.storage.exists(execution.file.name)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Import execution #{execution.pk}",
+            "title": (
+                f"Revert execution #{execution.pk}"
+                if execution.reverts_id
+                else f"Import execution #{execution.pk}"
+            ),
             "subtitle": execution.file_name,
             "opts": self.opts,
             "execution": execution,
             "payload": progress_payload(execution),
             "counters": [
-                (name, label, execution.counters()[name]) for name, label in COUNTER_LABELS
+                (name, label, execution.counters()[name])
+                for name, label in (
+                    REVERT_COUNTER_LABELS if execution.reverts_id else COUNTER_LABELS
+                )
             ],
             "uploader": uploader_link(request, execution),
             "datamart_link": object_link(request, execution.datamart),
@@ -250,8 +276,10 @@ class ExecutionAdmin(DatamartScopedAdmin):
             "can_retry": importer
             and execution.status in (Execution.Status.FAILED, Execution.Status.CANCELED)
             and file_kept,
-            "can_download": importer and execution.failed > 0,
+            "can_download": importer and execution.failed > 0 and not execution.reverts_id,
+            "can_revert": importer and _revertible(execution),
             "retries": retries,
+            "reverted_by": reverted_by,
             "poll_milliseconds": POLL_MILLISECONDS,
             "default_mode": merge_mode_label(
                 MergeMode(
@@ -301,6 +329,40 @@ class ExecutionAdmin(DatamartScopedAdmin):
         messages.success(request, f"Execution #{retry.pk} runs the same file again.")
         return HttpResponseRedirect(reverse("admin:imports_execution_change", args=[retry.pk]))
 
+    def revert_view(self, request, object_id):
+        """GET: what the revert would do, and a confirmation; POST: start it."""
+        execution = self._execution(request, object_id)
+        if not can_import(request):
+            raise PermissionDenied
+        page = reverse("admin:imports_execution_change", args=[execution.pk])
+        if request.method == "POST":
+            try:
+                revert = execution_revert(
+                    execution=execution,
+                    force=request.POST.get("force") == "on",
+                    created_by=request.user,
+                )
+            except ImportRefused as refused:
+                messages.error(request, f"Cannot revert: {refused.message}.")
+                return HttpResponseRedirect(page)
+            messages.success(request, f"Execution #{revert.pk} reverts execution #{execution.pk}.")
+            return HttpResponseRedirect(reverse("admin:imports_execution_change", args=[revert.pk]))
+        try:
+            execution_revert_check(execution=execution)
+        except ImportRefused as refused:
+            messages.error(request, f"Cannot revert: {refused.message}.")
+            return HttpResponseRedirect(page)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Revert execution #{execution.pk}?",
+            "subtitle": execution.file_name,
+            "opts": self.opts,
+            "execution": execution,
+            "preview": execution_revert_preview(execution=execution),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/imports/execution/revert.html", context)
+
     def failed_lines_view(self, request, object_id):
         execution = self._execution(request, object_id)
         if not can_import(request):
@@ -311,6 +373,14 @@ class ExecutionAdmin(DatamartScopedAdmin):
         )
         response["Content-Disposition"] = f'attachment; filename="{failed_lines.file_name}"'
         return response
+
+
+def _revertible(execution: Execution) -> bool:
+    try:
+        execution_revert_check(execution=execution)
+    except ImportRefused:
+        return False
+    return True
 
 
 def _page_number(value: str | None) -> int:

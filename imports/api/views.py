@@ -20,17 +20,24 @@ from imports.api.serializers import (
     DocumentImportSerializer,
     ExecutionErrorSerializer,
     ExecutionSerializer,
+    RevertPreviewSerializer,
 )
 from imports.formats import format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
-from imports.services import document_import_create, execution_cancel, execution_start
+from imports.revert import execution_revert, execution_revert_check, execution_revert_preview
+from imports.services import (
+    ImportRefused,
+    document_import_create,
+    execution_cancel,
+    execution_start,
+)
 from profiles.api import schema as docs
 from profiles.api.authentication import TokenUser
-from profiles.api.exceptions import PayloadTooLarge
+from profiles.api.exceptions import ApiError, PayloadTooLarge
 from profiles.api.pagination import keyset_page
 from profiles.api.paths import bad_request
 from profiles.api.views import DatamartView, page_response
-from profiles.merge import choose_merge_mode
+from profiles.merge import choose_merge_mode, parse_bool_word
 
 
 class DocumentImportListView(DatamartView):
@@ -216,3 +223,77 @@ class ExecutionCancelView(DocumentImportScopedView):
     def post(self, request, dm, import_id, execution_id):
         execution = execution_cancel(execution=self.get_execution(import_id, execution_id))
         return Response(ExecutionSerializer(execution).data)
+
+
+class ExecutionRevertView(DocumentImportScopedView):
+    @extend_schema(
+        operation_id="executions_revert_preview",
+        summary="What reverting an execution would do",
+        description="Counts by profile, from the execution's history: profiles to delete "
+        "(it created them), restore (it updated them), recreate (it deleted them), and the "
+        "conflicts (changed since by something else). Writes nothing.",
+        responses={200: RevertPreviewSerializer},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id, execution_id):
+        execution = self.get_execution(import_id, execution_id)
+        try:
+            execution_revert_check(execution=execution)
+            reason = ""
+        except ImportRefused as refused:
+            reason = refused.code
+        preview = execution_revert_preview(execution=execution)
+        return Response(
+            RevertPreviewSerializer(
+                {
+                    "execution_id": execution.pk,
+                    "revertible": not reason,
+                    "reason": reason,
+                    "history_rows": preview.rows,
+                    "delete": preview.delete,
+                    "restore": preview.restore,
+                    "recreate": preview.recreate,
+                    "unchanged": preview.unchanged,
+                    "conflicts": preview.conflicts,
+                }
+            ).data
+        )
+
+    @extend_schema(
+        operation_id="executions_revert",
+        summary="Revert an execution: put back every profile it changed",
+        description="Starts a revert, an execution of its own (answered PENDING, 201; follow it "
+        "like an import): profiles the execution created are deleted, those it updated get "
+        "their previous properties, those it deleted come back. A profile changed since by "
+        "anything else is left alone and reported as a REVERT_CONFLICT line error, unless "
+        "`force=true`. Only a SUCCEEDED, FAILED or CANCELED execution can be reverted "
+        "(else 409 EXECUTION_NOT_FINISHED), once (409 ALREADY_REVERTED; revert the revert to "
+        "undo it). The user points the execution created stay.",
+        parameters=[
+            OpenApiParameter(
+                "force",
+                bool,
+                description="Also put back the profiles changed since (their later changes are "
+                "undone too); false if absent.",
+            )
+        ],
+        request=None,
+        responses={201: ExecutionSerializer, 409: docs.ERROR},
+        tags=["document imports"],
+    )
+    def post(self, request, dm, import_id, execution_id):
+        execution = self.get_execution(import_id, execution_id)
+        force = parse_bool_word(request.query_params.get("force", "false"))
+        if force is None:
+            raise bad_request("INVALID_PARAMETER", "force must be true or false", field="force")
+        user = request.user
+        try:
+            revert = execution_revert(
+                execution=execution,
+                force=force,
+                created_by=None if isinstance(user, TokenUser) else user,
+                api_token=user.token if isinstance(user, TokenUser) else None,
+            )
+        except ImportRefused as refused:
+            raise ApiError(status.HTTP_409_CONFLICT, refused.code, refused.message) from None
+        return Response(ExecutionSerializer(revert).data, status=status.HTTP_201_CREATED)
