@@ -17,6 +17,10 @@ The header is parsed once (`columns_of_header`); each row then goes through
 - A `$compartment_id` column without suffix reads "1606" and 1606 alike as the
   integer; a `$user_account_id` column without suffix reads its cell as text.
 - A NUL character in a cell is a line error (NUL_CHARACTER).
+- Bounds: a header of more than `max_columns` cells fails the file before
+  anything is written (TOO_MANY_COLUMNS, line 1); a row of more than
+  `max_cells_per_row` cells is a line error (TOO_MANY_CELLS) that keeps none of
+  its cells.
 """
 
 from __future__ import annotations
@@ -42,12 +46,33 @@ from imports.readers.base import FileError, ImportRecord, ReaderOptions
 from profiles.commands import LineError, Operation, command_from_mapping, identifier_label_of
 
 
-def columns_of_header(raw_headers: Iterable[object]) -> list[FlatColumn]:
+def columns_of_header(raw_headers: Iterable[object], *, max_columns: int) -> list[FlatColumn]:
     """The header row's columns; a header that cannot be read fails the file (line 1)."""
+    raw_headers = list(raw_headers)
+    if len(raw_headers) > max_columns:
+        raise too_many_columns(len(raw_headers), max_columns)
     try:
         return parse_header(raw_headers)
     except HeaderError as problem:
         raise FileError(problem.code, problem.message, line=1) from None
+
+
+def too_many_columns(count: int, max_columns: int) -> FileError:
+    return FileError(
+        "TOO_MANY_COLUMNS",
+        f"line 1: the header has {count} columns, over the limit of {max_columns} "
+        "(IMPORT_MAX_COLUMNS)",
+        line=1,
+    )
+
+
+def too_many_cells(line: int, count: int, max_cells: int) -> LineError:
+    return LineError(
+        line=line,
+        code="TOO_MANY_CELLS",
+        message=f"line {line}: the row has {count} cells, over the limit of {max_cells} "
+        "(IMPORT_MAX_CELLS_PER_ROW)",
+    )
 
 
 def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -84,6 +109,8 @@ def row_to_record(
     typed: bool,
 ) -> ImportRecord | None:
     """One CSV/XLSX row -> command, line error, or None for an empty row."""
+    if len(values) > options.max_cells_per_row:
+        return too_many_cells(line, len(values), options.max_cells_per_row)
     if all(_is_empty(value) for value in values):
         return None
     raw = {
