@@ -121,6 +121,7 @@ class _Run:
     progress: Callable[[int, int | None], None] | None = None
     processed: int = 0
     total: int | None = None
+    checkpoint_line: int = 0
 
 
 def _default_worker() -> str:
@@ -241,9 +242,21 @@ def _commit_chunk(
                 **counters,
             )
             run.processed = row["processed"] + result.lines
+            run.checkpoint_line = records[-1].line
             return True
 
     return with_retries(apply)
+
+
+def applied_lines_note(checkpoint_line: int) -> str:
+    """What a file-level failure found mid-file leaves applied: the lines up to the last
+    committed one (each applied or reported as a line error), none after."""
+    if not checkpoint_line:
+        return "no line was applied"
+    return (
+        f"the lines up to line {checkpoint_line} were applied or reported as line errors, "
+        "none after it"
+    )
 
 
 def _finish(run: _Run, status: str, *, error_code: str = "", error_message: str = "") -> None:
@@ -327,6 +340,7 @@ def _run(run: _Run) -> None:
         Execution.objects.filter(pk=execution.pk).update(**described)
     run.total = described.get("total_lines", execution.total_lines)
     run.processed = execution.processed
+    run.checkpoint_line = execution.checkpoint_line
 
     records = _records_after(reader, execution)
     chunk: list[ImportRecord] = []
@@ -362,7 +376,7 @@ def _run(run: _Run) -> None:
             run,
             Execution.Status.FAILED,
             error_code=file_error.code,
-            error_message=file_error.message,
+            error_message=f"{file_error.message}; {applied_lines_note(run.checkpoint_line)}",
         )
     else:
         _finish(run, Execution.Status.SUCCEEDED)

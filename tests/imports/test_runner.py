@@ -372,6 +372,25 @@ def test_bad_csv_rows_are_reported_with_their_line_number(csv_import, row, code)
     assert execution.delimiter == "," and execution.headers[0] == "operation"
 
 
+@pytest.mark.parametrize(
+    ("bad_line", "bad_row", "code"),
+    [
+        (6, b"UPSERT,1606,b6,1606,b6\r,6\n", "INVALID_CSV"),  # a bare CR in an unquoted cell
+        (3, "UPSERT,1606,é,1606,é,3\n".encode("latin-1"), "INVALID_ENCODING"),
+    ],
+)
+def test_a_malformed_csv_row_is_a_line_error_and_the_rows_after_it_land(
+    csv_import, bad_line, bad_row, code
+):
+    rows = [f"UPSERT,1606,g{line},1606,g{line},{line}\n".encode() for line in range(2, 11)]
+    rows[bad_line - 2] = bad_row
+    execution = import_file(csv_import, CSV_HEADER.encode() + b"".join(rows), name="crm.csv")
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert errors_of(execution) == [(bad_line, code)]
+    assert execution.failed == 1 and execution.created == 8
+    assert properties_of("g10") == {"age": 10}
+
+
 # --------------------------------------------------------------------------- file errors
 
 
@@ -389,12 +408,12 @@ def test_bad_csv_rows_are_reported_with_their_line_number(csv_import, row, code)
         ("x.ndjson", "APPLICATION_X_NDJSON", b"{}", {"encoding": "klingon"}, "UNKNOWN_ENCODING", 0),
         ("empty.csv", "TEXT_CSV", b"", {}, "NO_HEADER", 0),
         (
-            "latin.csv",
+            "unclosed.csv",
             "TEXT_CSV",
-            (CSV_HEADER + "UPSERT,1606,g1,1606,g1,1\n").encode()
-            + "UPSERT,1606,é,1606,é,2\n".encode("latin-1"),
+            (CSV_HEADER + "UPSERT,1606,g1,1606,g1,1\n" + 'UPSERT,1606,g2,1606,g2,"open\n').encode()
+            + b"x\n" * 600_000,
             {},
-            "INVALID_ENCODING",
+            "LINE_TOO_LONG",
             1,
         ),
         ("object.json", "APPLICATION_JSON", b'{"operation": "UPSERT"}', {}, "NOT_AN_ARRAY", 0),
@@ -420,6 +439,11 @@ def test_a_file_level_problem_fails_the_execution_after_applying_the_lines_befor
     assert execution.error_code == code and execution.error_message
     assert execution.processed == applied
     assert UserProfile.objects.count() == applied
+    if execution.start_ts is not None and applied:
+        # Found mid-file: the message says which lines were applied.
+        assert execution.error_message.endswith(
+            " were applied or reported as line errors, none after it"
+        )
 
 
 def test_an_upload_over_the_size_cap_fails_at_once_and_is_not_stored(document_import, settings):
