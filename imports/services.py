@@ -234,9 +234,17 @@ class FailedLinesFile:
 
 def _failed_line_errors(execution: Execution) -> Iterator[LineError]:
     rows = execution.errors.order_by("line", "id").values_list(
-        "line", "error_code", "message", "field", "identifier", "raw"
+        "line", "error_code", "message", "field", "identifier", "raw", "raw_size"
     )
-    for line, code, message, field_name, identifier, raw in rows.iterator(chunk_size=2000):
+    # Each raw weighs up to IMPORT_ERROR_RAW_MAX_BYTES: a few hundred rows at a time.
+    for line, code, message, field_name, identifier, raw, raw_size in rows.iterator(chunk_size=200):
+        if raw_size is not None:
+            # Only the first bytes were kept: the line comes back without its data.
+            raw = None
+            message = (
+                f"{message} (the line took {raw_size} bytes, too many to keep: take it from "
+                "the source file)"
+            )
         yield LineError(
             line=line,
             code=code,

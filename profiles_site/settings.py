@@ -135,6 +135,16 @@ IMPORT_MAX_ATTEMPTS = int(os.environ.get("IMPORT_MAX_ATTEMPTS", "3"))
 # another worker; keep it well above the longest chunk.
 IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", "300"))
 
+# Bounds of a hostile file (README, Configuration): header columns, cells in a row, the
+# shared strings of an XLSX workbook, and the bytes of a source record kept with its line error.
+IMPORT_MAX_COLUMNS = int(os.environ.get("IMPORT_MAX_COLUMNS", "16384"))
+IMPORT_MAX_CELLS_PER_ROW = int(os.environ.get("IMPORT_MAX_CELLS_PER_ROW", "16384"))
+IMPORT_XLSX_MAX_SHARED_STRINGS = int(os.environ.get("IMPORT_XLSX_MAX_SHARED_STRINGS", "1000000"))
+IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES = int(
+    os.environ.get("IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES", str(64 * 1024 * 1024))
+)
+IMPORT_ERROR_RAW_MAX_BYTES = int(os.environ.get("IMPORT_ERROR_RAW_MAX_BYTES", "65536"))
+
 LOGIN_URL = "admin:login"
 
 # The admin's import and export screens (imports/admin.py).

@@ -198,7 +198,7 @@ class ExecutionErrorsView(DocumentImportScopedView):
     def get(self, request, dm, import_id, execution_id):
         execution = self.get_execution(import_id, execution_id)
         rows, next_cursor = keyset_page(
-            execution.errors.all(), keys=("line", "id"), query_params=request.query_params
+            execution.errors.without_raw(), keys=("line", "id"), query_params=request.query_params
         )
         return page_response(ExecutionErrorSerializer(rows, many=True).data, next_cursor)
 
