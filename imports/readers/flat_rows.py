@@ -11,9 +11,10 @@ The header is parsed once (`columns_of_header`); each row then goes through
   account's own profile, SPEC §2), an UPSERT row gets `{}`.
 - force_replace / merge_objects cells are read as booleans (true/false/1/0/
   yes/no), since the CSV text "false" must not count as true downstream.
-- A leading apostrophe in an identifier cell (user_account_id, email_hash,
-  user_agent_id) is dropped: it is the spreadsheet convention for "text", and
-  the exporter adds it to identifiers that would otherwise read as formulas.
+- Every text cell goes through `flat_layout.formula_unescape` first: the `'`
+  that the exporter and the failed-lines file put before a formula start is
+  taken off (the spreadsheet convention for "text"), so those files read back
+  to the very values. The row's `raw` holds the cells so unescaped.
 - A `$compartment_id` column without suffix reads "1606" and 1606 alike as the
   integer; a `$user_account_id` column without suffix reads its cell as text.
 - A NUL character in a cell is a line error (NUL_CHARACTER).
@@ -32,7 +33,6 @@ from typing import Any
 from imports.flat_layout import (
     BOOL,
     BOOLEAN_COLUMNS,
-    IDENTIFIER_COLUMNS,
     INTEGER,
     CellError,
     FlatColumn,
@@ -40,6 +40,7 @@ from imports.flat_layout import (
     cell_text,
     codec_for,
     column_label,
+    formula_unescape,
     parse_header,
 )
 from imports.readers.base import FileError, ImportRecord, ReaderOptions
@@ -113,6 +114,7 @@ def row_to_record(
         return too_many_cells(line, len(values), options.max_cells_per_row)
     if all(_is_empty(value) for value in values):
         return None
+    values = [formula_unescape(value) if isinstance(value, str) else value for value in values]
     raw = {
         column.header: values[index] if index < len(values) else None
         for index, column in enumerate(columns)
@@ -201,10 +203,7 @@ def _command_cell_value(cell: _RowCell, options: ReaderOptions) -> Any:
             return BOOL.clean(cell_text(value), max_depth=options.max_depth)
         except CellError as problem:
             raise _RowProblem("INVALID_CELL", cell, str(problem)) from None
-    text = cell_text(value)
-    if name in IDENTIFIER_COLUMNS and text.startswith("'"):
-        text = text[1:]  # the spreadsheet "this is text" mark, see the module docstring
-    return text
+    return cell_text(value)
 
 
 def _profile_cell_value(cell: _RowCell, options: ReaderOptions) -> Any:
