@@ -34,6 +34,11 @@ class ImportRefused(ProfileError):
     """A request about an import that cannot be honoured (bad option, nothing to retry)."""
 
 
+def empty_file_refused() -> ImportRefused:
+    """An empty upload: refused alike by the API (400), the admin and `import_profiles`."""
+    return ImportRefused("EMPTY_FILE", "the file is empty: send the file to import")
+
+
 # --- document imports -----------------------------------------------------------------------
 
 
@@ -83,7 +88,7 @@ def execution_start(
     """Store the upload and create its PENDING execution, queued for a worker once committed.
 
     A file over `IMPORT_MAX_FILE_BYTES` is not stored: its execution is FAILED with
-    FILE_TOO_LARGE at once. `file_format` and `encoding` default to the document import's;
+    FILE_TOO_LARGE at once. An empty file is refused (ImportRefused EMPTY_FILE): no execution. `file_format` and `encoding` default to the document import's;
     `enqueue=False` leaves the run to the caller (the `import_profiles` command runs it in-process).
     """
     fmt = (
@@ -112,11 +117,16 @@ def execution_start(
     )
     cap = settings.IMPORT_MAX_FILE_BYTES
     size = _size_of(upload)
+    if size == 0:
+        raise empty_file_refused()
     if size is not None and size > cap:
         return _failed_too_large(execution, size, cap)
     # Stored before the transaction: copying a large file must not hold the database's locks.
     execution.file.save(name[-120:], upload, save=False)
     stored_size = execution.file.storage.size(execution.file.name)
+    if stored_size == 0:
+        execution.file.delete(save=False)
+        raise empty_file_refused()
     if stored_size > cap:
         execution.file.delete(save=False)
         return _failed_too_large(execution, stored_size, cap)

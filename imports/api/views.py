@@ -23,12 +23,16 @@ from imports.api.serializers import (
 )
 from imports.formats import format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
-from imports.services import document_import_create, execution_cancel, execution_start
+from imports.services import (
+    document_import_create,
+    empty_file_refused,
+    execution_cancel,
+    execution_start,
+)
 from profiles.api import schema as docs
 from profiles.api.authentication import TokenUser
 from profiles.api.exceptions import PayloadTooLarge
 from profiles.api.pagination import keyset_page
-from profiles.api.paths import bad_request
 from profiles.api.views import DatamartView, page_response
 from profiles.merge import choose_merge_mode
 
@@ -155,8 +159,8 @@ class ExecutionListView(DocumentImportScopedView):
             merge_objects=request.query_params.get("merge_objects"),
         )
         upload = request.FILES.get("file")
-        if upload is None or not upload.size:
-            raise bad_request("EMPTY_FILE", "the body is empty: send the file as the body")
+        if upload is None:
+            raise empty_file_refused()
         file_name = upload.name
         if file_name == RawUploadParser.UNNAMED:
             file_name = f"upload.{spec.extension}"

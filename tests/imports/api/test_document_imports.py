@@ -221,7 +221,12 @@ def test_upload_of_an_empty_body_answers_400(api):
     created = create_import(api)
     # The test client drops Content-Type with an empty body; a real client sends it.
     response = upload(api, created["id"], b"", CONTENT_TYPE="application/x-ndjson")
-    assert error(response, 400)["error_code"] == "EMPTY_FILE"
+    body = error(response, 400)
+    assert (body["error_code"], body["error"]) == (
+        "EMPTY_FILE",
+        "the file is empty: send the file to import",
+    )
+    assert not Execution.objects.exists()
 
 
 def test_upload_over_the_size_cap_answers_413(api, settings):
