@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PROFILES_VAR_DIR", BASE_DIR / "var"))
@@ -24,8 +26,30 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-# The default key is only for a laptop run; production sets SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-local-development-key-change-me")
+DEVELOPMENT_SECRET_KEY = "insecure-local-development-key-change-me"
+
+
+def _is_development_tool() -> bool:
+    """A test run, or a manage.py command that serves nothing (migrate, makemigrations, …)."""
+    if "pytest" in sys.modules:
+        return True
+    command = sys.argv[1:2]
+    return os.path.basename(sys.argv[0]) == "manage.py" and command != ["runserver"]
+
+
+# Production sets SECRET_KEY: with DEBUG off, a server or a worker refuses to start without one.
+# `make run` and `make worker` pass the development key; tests and plain manage.py commands use
+# it when none is set (a test run hands it to the processes it starts, workers included).
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not (DEBUG or _is_development_tool()):
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: set the SECRET_KEY environment variable to a long random "
+            "value (DEBUG is off, so the development key is refused)"
+        )
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
+    if "pytest" in sys.modules:
+        os.environ["SECRET_KEY"] = SECRET_KEY
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
