@@ -219,7 +219,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"api_token": os.environ.get("API_RATE_LIMIT", "1200/minute")},
+    "DEFAULT_THROTTLE_RATES": {
+        "api_token": os.environ.get("API_RATE_LIMIT", "1200/minute"),
+        # Failed authentications per client IP address (profiles.api.auth_failures).
+        "auth_failure": os.environ.get("API_AUTH_FAILURE_RATE", "20/minute"),
+    },
     "EXCEPTION_HANDLER": "profiles.api.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

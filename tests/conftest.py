@@ -21,6 +21,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _cache_cleared():
+    """Rate-limit counts (per token, failed authentications per address) start at zero."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def datamart(db) -> Datamart:
     return datamart_create(datamart_id=1, name="Demo", default_compartment_id=1)
