@@ -348,6 +348,32 @@ def test_a_merge_that_grows_past_the_size_limit_fails_that_line_only(document_im
     assert properties_of("c1") == {"a": half, "c": 1}
 
 
+def test_a_merge_over_the_size_limit_in_utf8_bytes_but_not_in_characters_fails(
+    document_import,
+):
+    # 150,000 emoji: 600,000 bytes in UTF-8, 150,000 characters. Two of them merged take
+    # 1,200,000+ bytes (over MAX_PROFILE_BYTES) but only 300,000+ characters.
+    half = "\U0001f600" * 150_000
+    execution = import_file(
+        document_import,
+        ndjson(
+            *(
+                json.dumps(command, ensure_ascii=False)  # 600 KB lines, under max_line_bytes
+                for command in (account("c1", {"a": half}), account("c1", {"b": half}))
+            ),
+            account("c2", {"c": 1}),
+        ),
+    )
+    assert errors_of(execution) == [(2, "TOO_LARGE")]
+    # The merge fails at write time, in the engine: counted in `failed` all the same.
+    assert counters(execution) == {"total": 3, "processed": 3, "created": 2, "failed": 1}
+    error = execution.errors.get()
+    merged = properties_of("c1") | {"b": half}
+    text = json.dumps(merged, ensure_ascii=False, separators=(",", ":"))
+    assert f"take {len(text.encode())} bytes as JSON" in error.message and len(text) < 1_000_000
+    assert properties_of("c1") == {"a": half} and properties_of("c2") == {"c": 1}
+
+
 CSV_HEADER = "operation,compartment_id,user_account_id,$compartment_id,$user_account_id,age:int\n"
 
 
@@ -616,6 +642,23 @@ def test_a_chunk_that_keeps_killing_its_worker_fails_the_execution(document_impo
     assert execution.error_code == "CHUNK_KEEPS_FAILING"
     assert "after line 2" in execution.error_message
     assert (execution.processed, UserProfile.objects.count()) == (2, 2)
+
+
+@pytest.mark.parametrize(("dead_runs", "status"), [(2, "SUCCEEDED"), (3, "FAILED")])
+def test_exactly_max_attempts_runs_are_allowed_at_one_checkpoint(
+    document_import, settings, dead_runs, status
+):
+    settings.IMPORT_MAX_ATTEMPTS = 3
+    settings.IMPORT_CHUNK_SIZE = 2
+    execution = upload(document_import, ndjson(*(account(f"c{i}", {"a": i}) for i in range(6))))
+    with pytest.raises(_WorkerKilled):
+        run(execution, worker="w1", progress=_die_after(1))  # one chunk commits
+    for _ in range(dead_runs):  # runs that die inside the second chunk
+        assert runner._claim(execution.pk, "w1") is not None
+    # The 3rd run at the checkpoint still runs; the 4th is refused.
+    run(execution, worker="w1")
+    assert execution.status == status
+    assert UserProfile.objects.count() == (6 if status == "SUCCEEDED" else 2)
 
 
 def test_attempts_are_reset_when_a_chunk_commits(document_import, settings):
