@@ -54,9 +54,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from imports.strict_json import StrictJsonError, compact_json, parse_strict_json
 from profiles.commands import ANNOTATION_KEYS, describe_value
 from profiles.merge import parse_bool_word
+from profiles.strict_json import StrictJsonError, compact_json, parse_strict_json
 
 # Command columns of a flat file; `$compartment_id`/`$user_account_id` are
 # reserved too but go into user_profile.

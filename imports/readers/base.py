@@ -31,6 +31,7 @@ from typing import Any
 
 from imports.formats import FileFormat
 from profiles.commands import LineError, ProfileCommand
+from profiles.strict_json import MAX_JSON_DEPTH
 
 
 class FileError(Exception):
@@ -60,7 +61,7 @@ class ReaderOptions:
     delimiter: str | None = None  # CSV: None = sniff among , ; \t |
     empty_cell_is_empty_string: bool = False
     max_line_bytes: int = 1_000_000
-    max_depth: int = 32
+    max_depth: int = MAX_JSON_DEPTH  # parse-level bound; validation names a deeper field
     max_xlsx_uncompressed_bytes: int = 500_000_000
     # Deflate tops out near 1:1000; real sheets compress 5 to 50 times.
     max_xlsx_compression_ratio: int = 500

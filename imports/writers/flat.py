@@ -41,7 +41,6 @@ from imports.flat_layout import (
     render_header,
 )
 from imports.formats import FileFormat
-from imports.strict_json import compact_json
 from imports.writers.items import ExportItem, export_item
 from imports.writers.sheets import XLSX_MAX_COLUMNS, csv_text, write_csv, write_xlsx
 from profiles.commands import (
@@ -51,6 +50,7 @@ from profiles.commands import (
     Operation,
     UserAgentIdentifier,
 )
+from profiles.strict_json import compact_json
 
 _IDENTIFIER_ORDER = ("compartment_id", "user_account_id", "email_hash", "user_agent_id")
 

@@ -238,7 +238,7 @@ BAD_NDJSON_LINES = {
     "TOO_DEEP": '{"operation": "UPSERT", "email_hash": "h", "user_profile": '
     + '{"x": ' * 40
     + "1"
-    + "}" * 41
+    + "}" * 40
     + "}",
     "INVALID_COMMAND": "[1, 2]",
     "UNKNOWN_FIELD": _line_with(user_profil={}),
@@ -432,7 +432,7 @@ def test_a_malformed_csv_row_is_a_line_error_and_the_rows_after_it_land(
             0,
         ),
         ("x.ndjson", "APPLICATION_X_NDJSON", b"{}", {"encoding": "klingon"}, "UNKNOWN_ENCODING", 0),
-        ("empty.csv", "TEXT_CSV", b"", {}, "NO_HEADER", 0),
+        ("blank.csv", "TEXT_CSV", b"\n", {}, "NO_HEADER", 0),
         (
             "unclosed.csv",
             "TEXT_CSV",
