@@ -3,9 +3,9 @@
 Rules chosen here (not in the SPEC):
 
 - CSV delimiter: chosen by parsing the first 64 KB with each candidate
-  (, ; tab |) and keeping the one that splits the header into columns and
-  gives every sampled row the header's cell count (then: more such rows, more
-  columns, the earlier candidate). A candidate that leaves a quoted cell
+  (, ; tab |) and keeping the one that splits the header into columns, one of
+  them a command column's name, and gives every sampled row the header's cell
+  count (then: more such rows, more columns, the earlier candidate). A candidate that leaves a quoted cell
   followed by anything but itself is out. csv.Sniffer guesses from character
   frequencies and is misled by free text (a `;` inside a comment column) and
   by quoted cells holding other candidates, which this check is not.
@@ -28,6 +28,7 @@ import io
 from collections.abc import Iterator
 from typing import IO, Any
 
+from imports.flat_layout import RESERVED_COLUMNS
 from imports.formats import FileFormat
 from imports.readers.base import FileError, ImportRecord, Reader, ReaderOptions
 from imports.readers.flat_rows import columns_of_header, row_to_record
@@ -48,9 +49,12 @@ _END = object()
 def _choose_delimiter(sample: str) -> str:
     """The candidate that splits the header and agrees best with the sampled rows.
 
-    Ranked by: splits the header at all, every sampled row has the header's
-    cell count, how many rows do, how many columns; ties go to the earlier
-    candidate, so a one-column file is comma-separated. Candidates that leave
+    Ranked by: splits the header at all, gives a header cell that is a command
+    column's name (`email_hash`, `operation`…: a file needs one, and a header
+    such as `email_hash;note (a, b, c)` split at its commas has none), every
+    sampled row has the header's cell count, how many rows do, how many
+    columns; ties go to the earlier candidate, so a one-column file is
+    comma-separated. Candidates that leave
     a quoted cell followed by something else than themselves (strict parsing)
     are out, unless that rules out all of them (a sloppily quoted file).
     """
@@ -91,7 +95,8 @@ def _delimiter_score(lines: list[str], delimiter: str, strict: bool) -> tuple | 
     width = len(rows[0])
     sampled = rows[1:]
     matching = sum(1 for row in sampled if len(row) == width)
-    return (width > 1, matching == len(sampled), matching, width)
+    names_a_column = any(cell.strip() in RESERVED_COLUMNS for cell in rows[0])
+    return (width > 1, names_a_column, matching == len(sampled), matching, width)
 
 
 def _complete_lines(sample: bytes, whole_file: bool) -> bytes:

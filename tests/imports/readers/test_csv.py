@@ -376,3 +376,16 @@ def test_csv_count_is_the_non_empty_records_after_the_header(tmp_path):
         FileFormat.CSV,
     )
     assert reader.count_records() == 2 == len(list(reader))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    ["", "h1;1\n", "h1;x, y, z\n", "h1;x, y\nh2;z\n"],
+    ids=["header-only", "one-row", "row-with-as-many-commas", "two-rows"],
+)
+def test_a_semicolon_file_whose_header_holds_commas_is_sniffed_as_semicolon(tmp_path, rows):
+    text = "email_hash;note (a, b, c)\n" + rows
+    reader = open_reader(write_text(tmp_path, "semi.csv", text), FileFormat.CSV)
+    assert reader.delimiter == ";"
+    assert reader.headers == ["email_hash", "note (a, b, c)"]
+    assert all(set(record.user_profile) == {"note (a, b, c)"} for record in reader)
