@@ -24,7 +24,6 @@ Rules chosen here (not in the SPEC):
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -277,13 +276,20 @@ class CsvReader(Reader):
         )
 
     def _count_records(self) -> int | None:
-        """Non-empty records after the header (undecodable bytes replaced, not refused)."""
+        """Non-empty records after the header, read in bounded lines as `iterate` does (a
+        50 MB line is never held whole); a malformed record counts as one."""
+        count = 0
         with open_binary(self.path) as stream:
-            skip_bom(stream, self._encoding)
-            text = io.TextIOWrapper(stream, encoding=self._encoding, errors="replace", newline="")
-            rows = csv.reader(text, delimiter=self.delimiter or ",")
-            try:
-                count = sum(1 for cells in rows if any(cells))
-            except csv.Error:
-                return None
-        return max(0, count - 1)  # the header
+            stream.seek(self._data_offset)
+            source = self._line_source(stream, self._data_offset, 1)
+            rows = csv.reader(source, delimiter=self.delimiter)
+            while True:
+                try:
+                    cells = next(rows)
+                except StopIteration:
+                    return count
+                except (_LineTooLong, csv.Error):
+                    cells = ["malformed"]
+                source.record_finished()
+                if any(cells):
+                    count += 1

@@ -114,19 +114,11 @@ def row_to_record(
         return too_many_cells(line, len(values), options.max_cells_per_row)
     if all(_is_empty(value) for value in values):
         return None
-    values = [formula_unescape(value) if isinstance(value, str) else value for value in values]
-    raw = {
-        column.header: values[index] if index < len(values) else None
-        for index, column in enumerate(columns)
-        if column.role != "annotation"
-    }
+    cells = _row_cells(columns, values)
+    raw = {cell.column.header: cell.value for cell in cells if cell.column.role != "annotation"}
     count_problem = _cell_count_problem(columns, values, line, typed)
     if count_problem is not None:
         return replace(count_problem, raw=raw)
-    cells = [
-        _RowCell(column, index, values[index] if index < len(values) else None)
-        for index, column in enumerate(columns)
-    ]
     try:
         mapping = _mapping_from_cells(cells, options)
     except _RowProblem as problem:
@@ -140,6 +132,18 @@ def row_to_record(
             raw=raw,
         )
     return command_from_mapping(mapping, line=line, default_operation=Operation.UPSERT, raw=raw)
+
+
+def _row_cells(columns: list[FlatColumn], values: list[Any]) -> list[_RowCell]:
+    """The row's cells under their columns, a `'` of `formula_escape` taken off."""
+    count = len(values)
+    cells = []
+    for index, column in enumerate(columns):
+        value = values[index] if index < count else None
+        if value.__class__ is str and value[:1] == "'":
+            value = formula_unescape(value)
+        cells.append(_RowCell(column, index, value))
+    return cells
 
 
 def identifier_label_of_row(columns: list[FlatColumn], values: list[Any]) -> str:

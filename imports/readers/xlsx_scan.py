@@ -25,7 +25,6 @@ from collections.abc import Callable
 from xml.parsers import expat
 
 from imports.readers.base import FileError, ReaderOptions
-from imports.readers.flat_rows import too_many_columns
 
 _READ_BLOCK = 1 << 16
 
@@ -135,7 +134,12 @@ def _check_rows(archive: zipfile.ZipFile, part: str, options: ReaderOptions) -> 
         elif name == "c":
             cells += 1
             if row == 1 and cells > options.max_columns:
-                raise too_many_columns(cells, options.max_columns)
+                raise FileError(
+                    "TOO_MANY_COLUMNS",
+                    f"line 1: the header has more than {options.max_columns} columns "
+                    "(IMPORT_MAX_COLUMNS)",
+                    line=1,
+                )
             if cells > options.max_cells_per_row:
                 raise FileError(
                     "TOO_MANY_CELLS",
