@@ -66,7 +66,7 @@ class ReaderOptions:
     # Deflate tops out near 1:1000; real sheets compress 5 to 50 times.
     max_xlsx_compression_ratio: int = 500
     # The caps of hostile files, each a setting (README, Configuration).
-    max_columns: int = _setting("IMPORT_MAX_COLUMNS", 16_384)
+    max_columns: int = _setting("IMPORT_MAX_COLUMNS", 16_000)
     max_cells_per_row: int = _setting("IMPORT_MAX_CELLS_PER_ROW", 16_384)
     max_xlsx_shared_strings: int = _setting("IMPORT_XLSX_MAX_SHARED_STRINGS", 1_000_000)
     max_xlsx_shared_strings_bytes: int = _setting(
