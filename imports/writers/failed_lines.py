@@ -5,7 +5,9 @@ Failed lines are written in the source format with `_line` and `_error` added
 delimiter), and the readers ignore those two names, so the file can be fixed and
 uploaded again. A line that did not parse as JSON is written back verbatim (it
 needs fixing anyway; undecodable bytes as the very bytes); a line too long to
-keep is written as an object holding only `_line` and `_error`. Cells are
+keep is written as an object holding only `_line` and `_error`, and so is a
+record kept only in part (IMPORT_ERROR_RAW_MAX_BYTES); a CSV/XLSX row that could
+not be split into cells (INVALID_CSV, LINE_TOO_LONG) gets empty cells. Cells are
 written back as they came (they are the client's own data), except that CSV and
 XLSX cells and headers go through `flat_layout.formula_escape`, as exports do:
 staff open this file in a spreadsheet, and the readers take the `'` off again.
