@@ -5,8 +5,8 @@ Rules chosen here (not in the SPEC):
 - CSV delimiter: chosen by parsing the first 64 KB with each candidate
   (, ; tab |) and keeping the one that splits the header into columns, one of
   them a command column's name, and gives every sampled row the header's cell
-  count (then: more such rows, more columns, the earlier candidate). A candidate that leaves a quoted cell
-  followed by anything but itself is out. csv.Sniffer guesses from character
+  count (then: more such rows, more columns, the earlier candidate). A
+  candidate that leaves a quoted cell followed by anything but itself is out. csv.Sniffer guesses from character
   frequencies and is misled by free text (a `;` inside a comment column) and
   by quoted cells holding other candidates, which this check is not.
 - A malformed record is a line error and the file goes on, as in NDJSON: bytes
@@ -53,9 +53,9 @@ def _choose_delimiter(sample: str) -> str:
     such as `email_hash;note (a, b, c)` split at its commas has none), every
     sampled row has the header's cell count, how many rows do, how many
     columns; ties go to the earlier candidate, so a one-column file is
-    comma-separated. Candidates that leave
-    a quoted cell followed by something else than themselves (strict parsing)
-    are out, unless that rules out all of them (a sloppily quoted file).
+    comma-separated. Candidates that leave a quoted cell followed by something
+    else than themselves (strict parsing) are out, unless that rules out all of
+    them (a sloppily quoted file).
     """
     lines = sample.splitlines(keepends=True)
     for strict in (True, False):
