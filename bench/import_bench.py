@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "profiles_site.settings")
+# A benchmark is a development tool: the development key unless one is set.
+os.environ.setdefault("SECRET_KEY", "insecure-local-development-key-change-me")
 
 CRM = 1606
 FIRST_NAMES = ["David", "Alice", "Nora", "Jean", "Ines", "Omar", "Lea", "Hugo", "Zoe", "Paul"]

@@ -223,6 +223,13 @@ class Execution(models.Model):
         )
 
 
+class ExecutionErrorQuerySet(models.QuerySet):
+    def without_raw(self) -> ExecutionErrorQuerySet:
+        """For the pages that list errors (API, admin): they never show the source record,
+        which may weigh up to IMPORT_ERROR_RAW_MAX_BYTES each."""
+        return self.defer("raw")
+
+
 class ExecutionError(models.Model):
     """One line that was not applied: kept with its source record for the failed-lines file."""
 
@@ -233,6 +240,14 @@ class ExecutionError(models.Model):
     message = models.TextField()
     field = models.CharField(max_length=300, blank=True)
     raw = models.JSONField(null=True, blank=True, help_text="The source record, as read.")
+    raw_size = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Set when the record was too large to keep (IMPORT_ERROR_RAW_MAX_BYTES): its "
+        "size in bytes as JSON text; raw then holds the first bytes of that text.",
+    )
+
+    objects = ExecutionErrorQuerySet.as_manager()
 
     class Meta:
         ordering = ["execution_id", "line", "id"]

@@ -17,6 +17,7 @@ whose heartbeat is fresh. `attempts` counts the runs started at the same checkpo
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -90,19 +91,38 @@ def storable_raw(value: Any, encoding: str = "utf-8") -> Any:
     return _clean_text(str(value))
 
 
+def bounded_raw(raw: Any, max_bytes: int) -> tuple[Any, int | None]:
+    """The stored record and, when it was cut, its size: a record whose JSON text takes more
+    than `max_bytes` bytes is kept as the first `max_bytes` bytes of that text (a string)."""
+    if raw is None or isinstance(raw, bool | int | float):
+        return raw, None
+    text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+    if len(text) * 4 <= max_bytes:  # a character takes at most 4 bytes in UTF-8
+        return raw, None
+    encoded = text.encode("utf-8", errors="replace")
+    if len(encoded) <= max_bytes:
+        return raw, None
+    return encoded[:max_bytes].decode("utf-8", errors="ignore"), len(encoded)
+
+
 def _error_rows(execution_id: int, errors: list[LineError], encoding: str) -> list[ExecutionError]:
-    return [
-        ExecutionError(
-            execution_id=execution_id,
-            line=error.line,
-            identifier=_clean_text(error.identifier, 600),
-            error_code=_clean_text(error.code, 64),
-            message=_clean_text(error.message),
-            field=_clean_text(error.field, 300),
-            raw=storable_raw(error.raw, encoding),
+    max_bytes = settings.IMPORT_ERROR_RAW_MAX_BYTES
+    rows = []
+    for error in errors:
+        raw, raw_size = bounded_raw(storable_raw(error.raw, encoding), max_bytes)
+        rows.append(
+            ExecutionError(
+                execution_id=execution_id,
+                line=error.line,
+                identifier=_clean_text(error.identifier, 600),
+                error_code=_clean_text(error.code, 64),
+                message=_clean_text(error.message),
+                field=_clean_text(error.field, 300),
+                raw=raw,
+                raw_size=raw_size,
+            )
         )
-        for error in errors
-    ]
+    return rows
 
 
 # --------------------------------------------------------------------------- running
@@ -122,6 +142,7 @@ class _Run:
     progress: Callable[[int, int | None], None] | None = None
     processed: int = 0
     total: int | None = None
+    checkpoint_line: int = 0
 
 
 def _default_worker() -> str:
@@ -268,9 +289,21 @@ def chunk_commit(
                 **counters,
             )
             run.processed = row["processed"] + lines
+            run.checkpoint_line = checkpoint_line
             return True
 
     return with_retries(apply)
+
+
+def applied_lines_note(checkpoint_line: int) -> str:
+    """What a file-level failure found mid-file leaves applied: the lines up to the last
+    committed one (each applied or reported as a line error), none after."""
+    if not checkpoint_line:
+        return "no line was applied"
+    return (
+        f"the lines up to line {checkpoint_line} were applied or reported as line errors, "
+        "none after it"
+    )
 
 
 def _finish(run: _Run, status: str, *, error_code: str = "", error_message: str = "") -> None:
@@ -356,6 +389,7 @@ def _run(run: _Run) -> None:
         Execution.objects.filter(pk=execution.pk).update(**described)
     run.total = described.get("total_lines", execution.total_lines)
     run.processed = execution.processed
+    run.checkpoint_line = execution.checkpoint_line
 
     records = _records_after(reader, execution)
     chunk: list[ImportRecord] = []
@@ -391,7 +425,7 @@ def _run(run: _Run) -> None:
             run,
             Execution.Status.FAILED,
             error_code=file_error.code,
-            error_message=file_error.message,
+            error_message=f"{file_error.message}; {applied_lines_note(run.checkpoint_line)}",
         )
     else:
         _finish(run, Execution.Status.SUCCEEDED)

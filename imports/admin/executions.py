@@ -233,7 +233,7 @@ class ExecutionAdmin(DatamartScopedAdmin):
         pages = max(1, math.ceil(execution.failed / ERRORS_PER_PAGE))
         page = min(page, pages)
         errors = list(
-            execution.errors.order_by("line", "id")[
+            execution.errors.without_raw().order_by("line", "id")[
                 (page - 1) * ERRORS_PER_PAGE : page * ERRORS_PER_PAGE
             ]
         )

@@ -28,6 +28,7 @@ from imports.revert import execution_revert, execution_revert_check, execution_r
 from imports.services import (
     ImportRefused,
     document_import_create,
+    empty_file_refused,
     execution_cancel,
     execution_start,
 )
@@ -162,8 +163,8 @@ class ExecutionListView(DocumentImportScopedView):
             merge_objects=request.query_params.get("merge_objects"),
         )
         upload = request.FILES.get("file")
-        if upload is None or not upload.size:
-            raise bad_request("EMPTY_FILE", "the body is empty: send the file as the body")
+        if upload is None:
+            raise empty_file_refused()
         file_name = upload.name
         if file_name == RawUploadParser.UNNAMED:
             file_name = f"upload.{spec.extension}"
@@ -205,7 +206,7 @@ class ExecutionErrorsView(DocumentImportScopedView):
     def get(self, request, dm, import_id, execution_id):
         execution = self.get_execution(import_id, execution_id)
         rows, next_cursor = keyset_page(
-            execution.errors.all(), keys=("line", "id"), query_params=request.query_params
+            execution.errors.without_raw(), keys=("line", "id"), query_params=request.query_params
         )
         return page_response(ExecutionErrorSerializer(rows, many=True).data, next_cursor)
 

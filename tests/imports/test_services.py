@@ -377,6 +377,14 @@ def test_import_profiles_runs_the_pipeline_and_prints_the_counters(
     assert properties_of("c2") == {"a": 2}
 
 
+@pytest.mark.parametrize("name", ["empty.ndjson", "empty.csv"])
+def test_an_empty_file_is_refused_by_the_command_like_the_api(datamart, tmp_path, name):
+    with pytest.raises(CommandError) as caught:
+        _command("--datamart", "1", str(_file(tmp_path, name, b"")))
+    assert str(caught.value) == "EMPTY_FILE: the file is empty: send the file to import"
+    assert not Execution.objects.exists()
+
+
 def test_import_profiles_takes_format_encoding_and_strategy(datamart, crm_compartment, tmp_path):
     _command(
         "--datamart", "1", str(_file(tmp_path, "a.ndjson", ndjson(account("c1", {"a": 1, "b": 1}))))

@@ -111,7 +111,7 @@ class Command(BaseCommand):
             f"{execution.status}: "
             + ", ".join(f"{name} {value}" for name, value in counters.items() if value is not None)
         )
-        errors = list(execution.errors.order_by("line", "id")[:SHOWN_ERRORS])
+        errors = list(execution.errors.without_raw().order_by("line", "id")[:SHOWN_ERRORS])
         for error in errors:
             self.stdout.write(f"  line {error.line} {error.error_code}: {error.message}")
         if execution.failed > len(errors):

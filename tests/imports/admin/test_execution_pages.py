@@ -261,3 +261,13 @@ def test_viewers_of_executions_may_read_but_not_cancel_or_download(
     assert "SUCCEEDED" in page and 'id="failed-lines"' not in page
     assert client.get(f"{EXECUTIONS}{finished.pk}/failed-lines/").status_code == 403
     assert client.post(f"{EXECUTIONS}{finished.pk}/cancel/").status_code == 403
+
+
+def test_the_execution_page_reads_no_source_record(importer_client, finished):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert page_of(importer_client, finished).status_code == 200
+    error_queries = [q["sql"] for q in queries if "imports_executionerror" in q["sql"]]
+    assert error_queries and not any('."raw"' in sql for sql in error_queries)
