@@ -24,7 +24,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -33,6 +33,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from imports.models import Execution, ExecutionError
+from imports.pace import series_append
 from imports.readers import (
     FileError,
     FileFormat,
@@ -131,7 +132,15 @@ def _locked_row(run: _Run) -> dict[str, Any]:
     row = (
         Execution.objects.select_for_update()
         .filter(pk=run.execution.pk)
-        .values("claim", "status", "cancel_requested", "checkpoint_line", "processed")
+        .values(
+            "claim",
+            "status",
+            "cancel_requested",
+            "checkpoint_line",
+            "processed",
+            "failed",
+            "progress_series",
+        )
         .first()
     )
     if row is None or row["claim"] != run.claim or row["status"] != Execution.Status.RUNNING:
@@ -232,18 +241,32 @@ def _commit_chunk(
             counters = {name: F(name) + count for name, count in result.counts.items() if count}
             if result.failed:
                 counters["failed"] = F("failed") + result.failed
+            now = timezone.now()
+            processed = row["processed"] + result.lines
             Execution.objects.filter(pk=execution.pk).update(
-                processed=F("processed") + result.lines,
+                processed=processed,
                 checkpoint_line=records[-1].line,
                 checkpoint_offset=position or 0,
                 attempts=0,
-                heartbeat_ts=timezone.now(),
+                heartbeat_ts=now,
+                progress_series=_series_after_chunk(
+                    run, row, now=now, processed=processed, failed=row["failed"] + result.failed
+                ),
                 **counters,
             )
-            run.processed = row["processed"] + result.lines
+            run.processed = processed
             return True
 
     return with_retries(apply)
+
+
+def _series_after_chunk(
+    run: _Run, row: dict[str, Any], *, now: datetime, processed: int, failed: int
+) -> list:
+    """The pace chart's series with this chunk's point (the row is locked: no lost point)."""
+    start = run.execution.start_ts or now
+    seconds = round((now - start).total_seconds(), 1)
+    return series_append(row["progress_series"] or [], [seconds, processed, failed])
 
 
 def _finish(run: _Run, status: str, *, error_code: str = "", error_message: str = "") -> None:

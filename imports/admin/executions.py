@@ -13,8 +13,16 @@ from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpRespons
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from imports.admin.execution_pace import (
+    error_code_counts,
+    failures,
+    pace_facts,
+    progress_chart,
+    status_label,
+)
 from imports.admin.permissions import can_import
 from imports.models import DocumentImport, Execution
 from imports.services import (
@@ -90,6 +98,8 @@ def progress_payload(execution: Execution) -> dict[str, Any]:
     return {
         "id": execution.pk,
         "status": execution.status,
+        "status_label": status_label(execution),
+        "failures": failures(execution),
         "finished": execution.is_finished,
         "cancel_requested": execution.cancel_requested,
         "progress": execution.progress,
@@ -111,6 +121,8 @@ class ExecutionAdmin(DatamartScopedAdmin):
         "uploaded_by",
         "uploaded",
         "status_code",
+        "duration",
+        "lines_per_second",
         "outcome_column",
     )
     list_display_links = ("execution", "file_name")
@@ -157,7 +169,20 @@ class ExecutionAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Status")
     def status_code(self, obj):
-        return obj.status
+        return format_html(
+            '<span class="imports-status {}">{}</span>', obj.status, status_label(obj)
+        )
+
+    @admin.display(description="Duration")
+    def duration(self, obj):
+        facts = pace_facts(obj)
+        if "eta" in facts:
+            return format_html("{}<br><small>ETA {}</small>", facts["duration"], facts["eta"])
+        return facts["duration"]
+
+    @admin.display(description="Lines/s")
+    def lines_per_second(self, obj):
+        return pace_facts(obj)["rate"].removesuffix(" lines/s")
 
     @admin.display(description="Uploaded by")
     def uploaded_by(self, obj):
@@ -169,7 +194,8 @@ class ExecutionAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Outcome")
     def outcome_column(self, obj):
-        return outcome(obj)
+        # Each count stays on one line (no wrapping inside "1,234 created").
+        return format_html('<span class="imports-outcome">{}</span>', outcome(obj))
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -198,11 +224,16 @@ class ExecutionAdmin(DatamartScopedAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         execution = self._execution(request, object_id)
+        codes = error_code_counts(execution)
+        code = request.GET.get("error_code", "")
+        code = code if code in dict(codes) else ""
+        shown = dict(codes)[code] if code else execution.failed
         page = _page_number(request.GET.get("errors_page"))
-        pages = max(1, math.ceil(execution.failed / ERRORS_PER_PAGE))
+        pages = max(1, math.ceil(shown / ERRORS_PER_PAGE))
         page = min(page, pages)
+        errors_query = execution.errors.filter(error_code=code) if code else execution.errors
         errors = list(
-            execution.errors.order_by("line", "id")[
+            errors_query.order_by("line", "id")[
                 (page - 1) * ERRORS_PER_PAGE : page * ERRORS_PER_PAGE
             ]
         )
@@ -223,6 +254,12 @@ class ExecutionAdmin(DatamartScopedAdmin):
             "created": moment(execution.created_ts),
             "started": moment(execution.start_ts),
             "ended": moment(execution.end_ts),
+            "status_label": status_label(execution),
+            "pace": pace_facts(execution),
+            "chart": progress_chart(execution),
+            "error_codes": codes,
+            "error_code": code,
+            "errors_shown": shown,
             "errors": errors,
             "errors_page": page,
             "errors_pages": pages,

@@ -99,6 +99,8 @@ def test_a_running_execution_page_polls_its_progress(importer_client, datamart, 
     assert progress.json() == {
         "id": execution.pk,
         "status": "PENDING",
+        "status_label": "PENDING",
+        "failures": "",
         "finished": False,
         "cancel_requested": False,
         "progress": 0.0,
@@ -211,6 +213,7 @@ def test_execution_list_shows_who_uploaded_what_when_and_the_outcome(
     assert [row.pk for row in response.context["cl"].result_list] == [finished.pk]
     assert "crm.csv" in page and "ines" in page and "SUCCEEDED" in page
     assert "2 created · 2 errors" in page
+    assert "SUCCEEDED · 2 of 4 lines failed" in page
     assert f"#{theirs.pk}<" not in page
 
 
