@@ -87,7 +87,7 @@ def test_the_index_shows_recent_imports_exports_and_profiles_per_datamart(
     response = importer_client.get("/admin/")
     page = response.content.decode()
     imports = page[page.index('id="index-imports"') :]
-    assert "#%d mixed.ndjson" % mixed.pk in imports and "SUCCEEDED · 4 of 5 lines failed" in imports
+    assert f"#{mixed.pk} mixed.ndjson" in imports and "SUCCEEDED · 4 of 5 lines failed" in imports
     exports = page[page.index('id="index-exports"') :]
     assert "12 profiles" in exports and "XLSX" not in exports  # another datamart's export
     counts = page[page.index('id="index-datamarts"') : page.index('id="index-imports"')]
