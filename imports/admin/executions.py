@@ -13,7 +13,7 @@ from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpRespons
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from imports.admin.execution_pace import (
@@ -114,18 +114,9 @@ def progress_payload(execution: Execution) -> dict[str, Any]:
 class ExecutionAdmin(DatamartScopedAdmin):
     """Executions: a list of who uploaded what and how it went; a page per run, read-only."""
 
-    list_display = (
-        "execution",
-        "file_name",
-        "document_import_name",
-        "uploaded_by",
-        "uploaded",
-        "status_code",
-        "duration",
-        "lines_per_second",
-        "outcome_column",
-    )
-    list_display_links = ("execution", "file_name")
+    # Six columns, each short, so the list fits a 1366 px screen beside the filters.
+    list_display = ("execution", "file", "uploaded", "status_code", "pace", "outcome_column")
+    list_display_links = ("execution", "file")
     list_filter = (DatamartListFilter, "status", DocumentImportListFilter)
     list_select_related = ("document_import", "created_by", "api_token")
     ordering = ("-created_ts", "-id")
@@ -163,39 +154,48 @@ class ExecutionAdmin(DatamartScopedAdmin):
     def execution(self, obj):
         return f"#{obj.pk}"
 
-    @admin.display(description="Document import")
-    def document_import_name(self, obj):
-        return obj.document_import.name
+    @admin.display(description="File")
+    def file(self, obj):
+        return format_html(
+            "{}<br><small>{}</small>", obj.file_name or "—", obj.document_import.name
+        )
 
     @admin.display(description="Status")
     def status_code(self, obj):
+        failed = failures(obj)
         return format_html(
-            '<span class="imports-status {}">{}</span>', obj.status, status_label(obj)
+            '<span class="imports-status {}">{}</span>{}',
+            obj.status,
+            obj.status,
+            format_html(' <span class="imports-failures">· {}</span>', failed) if failed else "",
         )
 
-    @admin.display(description="Duration")
-    def duration(self, obj):
+    @admin.display(description="Pace")
+    def pace(self, obj):
         facts = pace_facts(obj)
-        if "eta" in facts:
-            return format_html("{}<br><small>ETA {}</small>", facts["duration"], facts["eta"])
-        return facts["duration"]
-
-    @admin.display(description="Lines/s")
-    def lines_per_second(self, obj):
-        return pace_facts(obj)["rate"].removesuffix(" lines/s")
-
-    @admin.display(description="Uploaded by")
-    def uploaded_by(self, obj):
-        return uploader(obj)
+        eta = format_html("<br><small>ETA {}</small>", facts["eta"]) if "eta" in facts else ""
+        return format_html(
+            '<span class="imports-nowrap">{}</span> <span class="imports-nowrap">{}</span>{}',
+            facts["duration"],
+            facts["rate"],
+            eta,
+        )
 
     @admin.display(description="Uploaded")
     def uploaded(self, obj):
-        return f"{obj.created_ts:%Y-%m-%d %H:%M:%S}"
+        return format_html(
+            '<span class="imports-nowrap">{}</span><br><small>by {}</small>',
+            f"{obj.created_ts:%Y-%m-%d %H:%M:%S}",
+            uploader(obj),
+        )
 
     @admin.display(description="Outcome")
     def outcome_column(self, obj):
-        # Each count stays on one line (no wrapping inside "1,234 created").
-        return format_html('<span class="imports-outcome">{}</span>', outcome(obj))
+        # Each count stays whole ("1,234 created"); the line breaks only between counts.
+        parts = outcome(obj).split(" · ")
+        return format_html_join(
+            " · ", '<span class="imports-nowrap">{}</span>', ((part,) for part in parts)
+        )
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
