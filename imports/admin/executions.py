@@ -115,8 +115,15 @@ class ExecutionAdmin(DatamartScopedAdmin):
     """Executions: a list of who uploaded what and how it went; a page per run, read-only."""
 
     # Six columns, each short, so the list fits a 1366 px screen beside the filters.
-    list_display = ("execution", "file", "uploaded", "status_code", "pace", "outcome_column")
-    list_display_links = ("execution", "file")
+    list_display = (
+        "execution",
+        "file_column",
+        "uploaded",
+        "status_code",
+        "pace",
+        "outcome_column",
+    )
+    list_display_links = ("execution", "file_column")
     list_filter = (DatamartListFilter, "status", DocumentImportListFilter)
     list_select_related = ("document_import", "created_by", "api_token")
     ordering = ("-created_ts", "-id")
@@ -150,12 +157,12 @@ class ExecutionAdmin(DatamartScopedAdmin):
             request, {"title": "Import executions", **(extra_context or {})}
         )
 
-    @admin.display(description="Execution", ordering="id")
+    @admin.display(description="#", ordering="id")
     def execution(self, obj):
         return f"#{obj.pk}"
 
     @admin.display(description="File")
-    def file(self, obj):
+    def file_column(self, obj):
         return format_html(
             "{}<br><small>{}</small>", obj.file_name or "—", obj.document_import.name
         )
@@ -184,7 +191,7 @@ class ExecutionAdmin(DatamartScopedAdmin):
     @admin.display(description="Uploaded")
     def uploaded(self, obj):
         return format_html(
-            '<span class="imports-nowrap">{}</span><br><small>by {}</small>',
+            "{}<br><small>by {}</small>",
             f"{obj.created_ts:%Y-%m-%d %H:%M:%S}",
             uploader(obj),
         )
