@@ -10,6 +10,7 @@ Screenshots go to test-artifacts/ (edges-*.png).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -166,7 +167,7 @@ def test_the_import_form_offers_samples_and_an_empty_list_a_hint(
             page.click(f"#import-samples a[href$='sample.{extension}']")
         saved = download.value.path()
         assert download.value.suggested_filename == f"profiles-sample.{extension}"
-        assert open(saved, "rb").read() == sample_file(fmt)[1]
+        assert Path(saved).read_bytes() == sample_file(fmt)[1]
     assert readable(page.locator("#ndjson-example")) >= 4.5
     screenshot(page, f"edges-import-form-{color_scheme}")
 
