@@ -326,7 +326,8 @@ class PropertyPathsField(forms.CharField):
             try:
                 property_path_parse(path)
             except ProfileError as error:
-                raise ValidationError(f"“{path}”: {error.message}") from error
+                named = error.message if path in error.message else f"“{path}”: {error.message}"
+                raise ValidationError(named) from error
 
 
 class CompartmentForm(ScopedModelForm):

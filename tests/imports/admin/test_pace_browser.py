@@ -13,6 +13,7 @@ import pytest
 
 from imports.models import Execution
 from tests.browser import logged_in_page, needs_chromium, screenshot
+from tests.imports.admin.test_back_office_browser import readable
 
 pytestmark = [*needs_chromium, pytest.mark.worker]
 
@@ -68,6 +69,8 @@ def test_staff_watch_an_import_s_pace_chart_and_errors_while_it_runs(
         ".querySelectorAll('.imports-table-scroll')].every(t => t.scrollWidth <= t.clientWidth)"
     )
     assert page.evaluate(no_overflow), "the preview is wider than the window"
+    for cell in ("tr.changed td.value.before", "tr.changed td.value.after", "tr.added td.after"):
+        assert readable(page.locator(cell).first) >= 4.5, cell  # readable in dark mode too
     screenshot(page, f"pace-preview-{color_scheme}")
     page.click("#confirm-bottom input[type=submit]")  # Confirm at the bottom works too
 
