@@ -78,3 +78,20 @@ def test_a_non_staff_session_never_gets_the_browsable_api(datamart):
     client.force_login(user)
     response = client.get(COMPARTMENTS)
     assert response.status_code == 403 and response["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/datamarts/1/user_profiles",
+        "/datamarts/1/document_imports",
+        "/datamarts/1/compartments/1",
+        "/datamarts/1/user_points/email_hash=nobody",
+        "/datamarts/1/user_points/email_hash=nobody/user_profiles/compartment_id=1",
+    ],
+)
+def test_every_kind_of_endpoint_renders_in_the_browsable_api(staff_browser, path):
+    response = staff_browser.get(f"/api/v1{path}")
+    assert response.status_code in (200, 404)
+    assert response["Content-Type"].startswith("text/html")
+    assert "&quot;status&quot;:" in response.content.decode()
