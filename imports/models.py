@@ -144,6 +144,11 @@ class Execution(models.Model):
     )
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
+    # [seconds since start, processed, failed] after each committed chunk, thinned to a few
+    # hundred points (imports.pace.series_append): the pace chart's data.
+    progress_series = models.JSONField(
+        default=list, blank=True, help_text="Progress after each chunk, for the pace chart."
+    )
 
     class Meta:
         ordering = ["-created_ts", "-id"]

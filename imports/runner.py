@@ -25,7 +25,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +34,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from imports.models import Execution, ExecutionError
+from imports.pace import series_append
 from imports.readers import (
     FileError,
     FileFormat,
@@ -153,7 +154,15 @@ def _locked_row(run: _Run) -> dict[str, Any]:
     row = (
         Execution.objects.select_for_update()
         .filter(pk=run.execution.pk)
-        .values("claim", "status", "cancel_requested", "checkpoint_line", "processed")
+        .values(
+            "claim",
+            "status",
+            "cancel_requested",
+            "checkpoint_line",
+            "processed",
+            "failed",
+            "progress_series",
+        )
         .first()
     )
     if row is None or row["claim"] != run.claim or row["status"] != Execution.Status.RUNNING:
@@ -280,15 +289,20 @@ def chunk_commit(
             counters = {name: F(name) + count for name, count in result.counts.items() if count}
             if result.failed:
                 counters["failed"] = F("failed") + result.failed
+            now = timezone.now()
+            processed = row["processed"] + lines
             Execution.objects.filter(pk=execution.pk).update(
-                processed=F("processed") + lines,
+                processed=processed,
                 checkpoint_line=checkpoint_line,
                 checkpoint_offset=checkpoint_offset,
                 attempts=0,
-                heartbeat_ts=timezone.now(),
+                heartbeat_ts=now,
+                progress_series=_series_after_chunk(
+                    run, row, now=now, processed=processed, failed=row["failed"] + result.failed
+                ),
                 **counters,
             )
-            run.processed = row["processed"] + lines
+            run.processed = processed
             run.checkpoint_line = checkpoint_line
             return True
 
@@ -304,6 +318,15 @@ def applied_lines_note(checkpoint_line: int) -> str:
         f"the lines up to line {checkpoint_line} were applied or reported as line errors, "
         "none after it"
     )
+
+
+def _series_after_chunk(
+    run: _Run, row: dict[str, Any], *, now: datetime, processed: int, failed: int
+) -> list:
+    """The pace chart's series with this chunk's point (the row is locked: no lost point)."""
+    start = run.execution.start_ts or now
+    seconds = round((now - start).total_seconds(), 1)
+    return series_append(row["progress_series"] or [], [seconds, processed, failed])
 
 
 def _finish(run: _Run, status: str, *, error_code: str = "", error_message: str = "") -> None:

@@ -178,6 +178,8 @@ LOGIN_URL = "admin:login"
 # The admin's import and export screens (imports/admin.py).
 # Lines run through the preview before an upload is confirmed.
 IMPORT_PREVIEW_LINES = int(os.environ.get("IMPORT_PREVIEW_LINES", "1000"))
+# Where staff open the back-office: `manage.py import_profiles` prints its execution's page there.
+BACK_OFFICE_URL = os.environ.get("BACK_OFFICE_URL", "http://127.0.0.1:8000").rstrip("/")
 # An upload previewed but never confirmed is deleted after this many hours.
 IMPORT_STAGED_MAX_AGE_HOURS = int(os.environ.get("IMPORT_STAGED_MAX_AGE_HOURS", "24"))
 # Exports of more profiles than this are written by a worker instead of the request.

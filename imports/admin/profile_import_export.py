@@ -25,9 +25,15 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect, QueryDict, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseRedirect,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 from import_export.admin import ImportExportMixin
@@ -42,6 +48,7 @@ from imports.models import DocumentImport
 from imports.preview import ImportPreview, import_preview
 from imports.readers import ReaderOptions
 from imports.resources import PROFILE_FORMATS, UserProfileResource
+from imports.samples import SAMPLE_NDJSON, SAMPLES, sample_file
 from imports.services import execution_start
 from imports.uploads import (
     MovableFile,
@@ -105,6 +112,26 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
         kwargs["datamart_ids"] = user_datamart_ids(request)
         return kwargs
 
+    def get_urls(self):
+        sample = path(
+            "import/sample.<str:extension>",
+            self.admin_site.admin_view(self.sample_view),
+            name="profiles_userprofile_import_sample",
+        )
+        return [sample, *super().get_urls()]
+
+    def sample_view(self, request, extension: str):
+        """A sample file to start an import from (imports.samples)."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        file_format = next((fmt for fmt in SAMPLES if fmt.value.lower() == extension), None)
+        if file_format is None:
+            raise Http404("no sample in that format")
+        name, content = sample_file(file_format)
+        response = HttpResponse(content, content_type=format_spec(file_format).content_type)
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
     def import_action(self, request, **kwargs):
         if not self.has_import_permission(request):
             raise PermissionDenied
@@ -130,6 +157,8 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
                 field.column_name for field in UserProfileResource().get_user_visible_fields()
             ],
             "preview_lines": settings.IMPORT_PREVIEW_LINES,
+            "sample_ndjson": SAMPLE_NDJSON,
+            "sample_formats": [fmt.value.lower() for fmt in SAMPLES],
             "process_url": reverse("admin:profiles_userprofile_process_import"),
             **context,
         }

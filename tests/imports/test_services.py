@@ -370,7 +370,7 @@ def test_import_profiles_runs_the_pipeline_and_prints_the_counters(
         tmp_path, "crm.ndjson", ndjson(account("c1", {"a": 1}), account("c2", {"a": 2}), "{bad")
     )
     output = _command("--datamart", "1", str(path))
-    assert "SUCCEEDED: total 3, processed 3, created 2" in output
+    assert "SUCCEEDED · 1 of 3 lines failed: total 3, processed 3, created 2" in output
     assert "line 3 INVALID_JSON" in output
     execution = Execution.objects.get()
     assert execution.document_import.name == "import_profiles command (NDJSON)"

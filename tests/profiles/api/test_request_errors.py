@@ -82,7 +82,7 @@ def test_a_json_charset_parameter_is_accepted(api):
 
 
 def test_unknown_paths_under_the_api_answer_a_json_404(api):
-    for path in ("/api/v1/", "/api/v1/nothing", f"{BASE}/compartments/x", f"{BASE}/unknown/1"):
+    for path in ("/api/v1/nothing", "/api/v1/v1", f"{BASE}/compartments/x", f"{BASE}/unknown/1"):
         assert error(api.get(path), 404)["error_code"] == "NOT_FOUND", path
 
 
