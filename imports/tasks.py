@@ -10,14 +10,21 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import close_old_connections, connections
 
-from imports.runner import execution_run
+from imports.partitions import execution_dispatch, partition_run
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, name="imports.run_execution")
 def run_execution(self, execution_id: int) -> None:
-    execution_run(execution_id=execution_id, worker=self.request.hostname or "")
+    """Run the execution here, or split it and queue its parts (IMPORT_PARALLELISM)."""
+    for number in execution_dispatch(execution_id=execution_id, worker=self.request.hostname or ""):
+        run_execution_part.delay(execution_id, number)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, name="imports.run_execution_part")
+def run_execution_part(self, execution_id: int, number: int) -> None:
+    partition_run(execution_id=execution_id, number=number, worker=self.request.hostname or "")
 
 
 @shared_task(ignore_result=True, name="imports.resume_executions")

@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from imports.formats import FileFormat, detect_format, format_spec
 from imports.models import DocumentImport, Execution
+from imports.partitions import execution_split
+from imports.partitions_local import local_worker_name, partitions_run_locally
 from imports.runner import execution_run
 from imports.services import execution_start
 from profiles.errors import ProfileError
@@ -46,6 +48,13 @@ class Command(BaseCommand):
             help="PARTIAL_UPDATE default: deep merge (true) or top-level keys only (false)",
         )
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--parallel",
+            type=int,
+            default=1,
+            metavar="N",
+            help="apply the file in N local processes, its lines split by identifier",
+        )
 
     def handle(self, *args, **options):
         path = options["file"]
@@ -81,8 +90,12 @@ class Command(BaseCommand):
         except ProfileError as problem:
             raise CommandError(f"{problem.code}: {problem.message}") from None
         self.stdout.write(f"execution {execution.pk}: {path} ({fmt.value})")
+        if options["parallel"] < 1:
+            raise CommandError("--parallel takes a number of processes, 1 or more")
         if not execution.is_finished:
-            self._run(execution, show_progress=not options["no_progress"])
+            self._run(
+                execution, show_progress=not options["no_progress"], parallel=options["parallel"]
+            )
         execution.refresh_from_db()
         self._report(execution)
         if execution.status != Execution.Status.SUCCEEDED:
@@ -91,9 +104,14 @@ class Command(BaseCommand):
                 f"{execution.error_code} {execution.error_message}".strip()
             )
 
-    def _run(self, execution: Execution, *, show_progress: bool) -> None:
+    def _run(self, execution: Execution, *, show_progress: bool, parallel: int) -> None:
         from tqdm import tqdm
 
+        parts = None
+        if parallel > 1:
+            parts = execution_split(
+                execution_id=execution.pk, worker=local_worker_name(), count=parallel
+            )
         with tqdm(
             total=None, unit=" lines", disable=not show_progress, file=sys.stderr, leave=True
         ) as bar:
@@ -103,7 +121,10 @@ class Command(BaseCommand):
                     bar.total = total
                 bar.update(processed - bar.n)
 
-            execution_run(execution_id=execution.pk, progress=progress)
+            if parts is None:
+                execution_run(execution_id=execution.pk, progress=progress)
+            else:
+                partitions_run_locally(execution_id=execution.pk, parts=parts, progress=progress)
 
     def _report(self, execution: Execution) -> None:
         counters = execution.counters()
