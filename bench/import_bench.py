@@ -398,7 +398,12 @@ def child_worker(args: argparse.Namespace) -> dict:
     from profiles_site.celery import app
 
     var = Path(tempfile.mkdtemp(prefix="import-bench-"))
-    env = dict(os.environ, PROFILES_VAR_DIR=str(var), MEDIA_ROOT=str(settings.MEDIA_ROOT))
+    env = dict(
+        os.environ,
+        PROFILES_VAR_DIR=str(var),
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        IMPORT_PARALLELISM=str(args.parts),
+    )
     if not env.get("CELERY_BROKER_URL", "").startswith(("redis", "amqp")):
         env["CELERY_BROKER_URL"] = "filesystem://"
         broker = var / "broker"
@@ -421,7 +426,7 @@ def child_worker(args: argparse.Namespace) -> dict:
                 "-A",
                 "profiles_site",
                 "worker",
-                "--concurrency=1",
+                f"--concurrency={args.parts}",
                 "--loglevel=INFO",
                 "-n",
                 "bench@%h",
@@ -447,14 +452,7 @@ def child_worker(args: argparse.Namespace) -> dict:
                 upload=File(upload, name=os.path.basename(args.file)),
                 file_name=os.path.basename(args.file),
             )
-        peak = 0.0
-        while True:
-            execution.refresh_from_db()
-            for pid in [worker.pid, *_children_of(worker.pid)]:
-                peak = max(peak, _proc_hwm_mb(pid))
-            if execution.is_finished:
-                break
-            time.sleep(0.2)
+        peak = _watch_until_finished(worker.pid, execution)
         seconds = time.perf_counter() - started
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
@@ -464,6 +462,52 @@ def child_worker(args: argparse.Namespace) -> dict:
         "seconds": seconds,
         "lines": execution.processed,
         "status": execution.status,
+        "peak_rss_mb": peak,
+    }
+
+
+def _watch_until_finished(pid: int, execution) -> float:
+    """Wait for the execution to finish; returns the largest peak RSS of `pid` and of its
+    children (a worker's pool, import_profiles' part processes), each process on its own."""
+    peak = 0.0
+    while True:
+        execution.refresh_from_db()
+        for process in [pid, *_children_of(pid)]:
+            peak = max(peak, _proc_hwm_mb(process))
+        if execution.is_finished:
+            return peak
+        time.sleep(0.2)
+
+
+def child_command(args: argparse.Namespace) -> dict:
+    """`manage.py import_profiles --parallel N` as a user runs it, timed from the stored file
+    (the execution's creation) to its end: Django's start-up is left out."""
+    _setup_django()
+    from imports.models import Execution
+
+    seeded = Execution.objects.filter(datamart_id=args.datamart).values_list("pk", flat=True)
+    after = max(seeded, default=0)
+    command = subprocess.Popen(
+        [sys.executable, "manage.py", "import_profiles", "--datamart", str(args.datamart)]
+        + [str(args.file), "--no-progress", "--parallel", str(args.parts)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    ours = Execution.objects.filter(datamart_id=args.datamart, pk__gt=after)
+    while not ours.exists():
+        if command.poll() is not None:
+            raise RuntimeError(command.stderr.read().decode(errors="replace")[-3000:])
+        time.sleep(0.05)
+    execution = ours.get()
+    peak = _watch_until_finished(command.pid, execution)
+    command.wait(60)
+    seconds = (execution.end_ts - execution.created_ts).total_seconds()
+    return {
+        "seconds": seconds,
+        "lines": execution.processed,
+        "status": execution.status,
+        "counters": execution.counters(),
         "peak_rss_mb": peak,
     }
 
@@ -486,6 +530,7 @@ CHILDREN = {
     "die": child_die,
     "copy": child_copy,
     "worker": child_worker,
+    "command": child_command,
 }
 
 
@@ -574,6 +619,10 @@ def main() -> None:
     parser.add_argument("--no-history", action="store_true")
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--die-bulk", action="store_true")
+    parser.add_argument("--parts", type=int, default=1, help="workers / processes on one file")
+    parser.add_argument(
+        "--no-parallel", action="store_true", help="skip import_profiles --parallel 1 vs 2"
+    )
     args = parser.parse_args()
 
     if args.child:
@@ -625,8 +674,27 @@ def main() -> None:
                 {"file": ndjson_file, "format": "ndjson", "trace": True},
             )
         )
+    # One process against two on the same file, alternated and repeated like the pairs above.
+    for repeat in range(1, (0 if args.no_parallel else args.repeat) + 1):
+        suffix = f" #{repeat}" if args.repeat > 1 else ""
+        pair = [
+            (
+                f"import_profiles --parallel {parts}{suffix}",
+                "command",
+                {"file": ndjson_file, "parts": parts},
+            )
+            for parts in (1, 2)
+        ]
+        plan.extend(pair if repeat % 2 else reversed(pair))
     if args.worker:
-        plan.append(("Celery worker NDJSON", "worker", {"file": ndjson_file}))
+        for parts in (1, 2):
+            plan.append(
+                (
+                    f"Celery worker NDJSON, IMPORT_PARALLELISM={parts}",
+                    "worker",
+                    {"file": ndjson_file, "parts": parts},
+                )
+            )
     if not args.no_die:
         plan.append(
             (
@@ -686,6 +754,22 @@ def main() -> None:
     print(f"history recording costs {1 - pipeline / bare:.1%} of the no-history throughput")
     if "COPY" in results:
         print(f"pipeline / COPY: {pipeline / _rate(results['COPY']):.2f}")
+    for name in ("import_profiles --parallel", "Celery worker NDJSON, IMPORT_PARALLELISM="):
+        by_parts = {
+            parts: [
+                _rate(result)
+                for label, result in results.items()
+                if label.startswith(name) and label.removeprefix(name).split()[0] == str(parts)
+            ]
+            for parts in (1, 2)
+        }
+        if by_parts[1] and by_parts[2]:
+            one, two = statistics.median(by_parts[1]), statistics.median(by_parts[2])
+            print(
+                f"{name.rstrip('=')}: 1 -> {one:.0f} lines/s, 2 -> {two:.0f} lines/s "
+                f"(medians of {len(by_parts[1])}): 2 / 1 = {two / one:.2f}x"
+                + ("  [target >= 1.2x met]" if two / one >= 1.2 else "  [target >= 1.2x NOT met]")
+            )
     for label, result in results.items():
         if label.startswith("django-import-export"):
             print(f"pipeline / {label}: {pipeline / _rate(result):.1f}x")
