@@ -503,8 +503,10 @@ def child_command(args: argparse.Namespace) -> dict:
     peak = _watch_until_finished(command.pid, execution)
     command.wait(60)
     seconds = (execution.end_ts - execution.created_ts).total_seconds()
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu.ru_utime + cpu.ru_stime,
         "lines": execution.processed,
         "status": execution.status,
         "counters": execution.counters(),
@@ -724,6 +726,7 @@ def main() -> None:
             f"{label:48} {result['lines']:>9} lines {result['seconds']:8.1f} s "
             f"{_rate(result):>9.0f} lines/s  peak RSS {result['peak_rss_mb']:6.0f} MB"
             + (f"  tracemalloc peak {trace:.1f} MB" if trace is not None else "")
+            + (f"  CPU {result['cpu_seconds']:.1f} s" if "cpu_seconds" in result else "")
             + (f"  [{result['status']}]" if result["status"] not in ("ok", "SUCCEEDED") else "")
         )
         if "counters" in result:

@@ -150,8 +150,41 @@ def _canonical(value: Any) -> Any:
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
+def _number(value: int | float) -> Any:
+    """A JSON number as `_canonical` compares it."""
+    if isinstance(value, float) and value.is_integer():
+        return Decimal(repr(value))
+    return value
+
+
 def json_equal(left: Any, right: Any) -> bool:
-    return _canonical(left) == _canonical(right)
+    """`_canonical(left) == _canonical(right)`, without building either form: the comparison
+    walks both values together and stops at the first difference (the re-import compares
+    every stored top-level value with its merge result)."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left == right
+    if isinstance(left, str):
+        return isinstance(right, str) and left == right
+    if isinstance(left, int | float):
+        if not isinstance(right, int | float):
+            return False
+        if type(left) is int and type(right) is int:
+            return left == right
+        return _number(left) == _number(right)
+    if left is None:
+        return right is None
+    if isinstance(left, dict):
+        if not isinstance(right, dict) or len(left) != len(right):
+            return False
+        for key, item in left.items():
+            if key not in right or not json_equal(item, right[key]):
+                return False
+        return True
+    if isinstance(left, list | tuple):
+        if not isinstance(right, list | tuple) or len(left) != len(right):
+            return False
+        return all(json_equal(a, b) for a, b in zip(left, right, strict=True))
+    return _canonical(left) == _canonical(right)  # raises TypeError for what is not JSON
 
 
 def _contains(candidate: Any, pattern: Any) -> bool:
