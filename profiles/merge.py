@@ -222,11 +222,17 @@ def partial_update(
     return result
 
 
+def _member_key(value: Any) -> Any:
+    """`_canonical` for set membership, a string kept as itself: strings never equal the
+    canonical tuples of other values, and arrays of strings (tags) are the common case."""
+    return value if type(value) is str else _canonical(value)
+
+
 def _append_missing(existing: list[Any], incoming: list[Any]) -> list[Any]:
-    seen = {_canonical(item) for item in existing}
+    seen = {_member_key(item) for item in existing}
     result = _clone(existing)
     for item in incoming:
-        key = _canonical(item)
+        key = _member_key(item)
         if key not in seen:
             seen.add(key)
             result.append(_clone(item))
@@ -254,11 +260,11 @@ def deep_merge(existing: JSONObject, incoming: JSONObject) -> JSONObject:
 
 def _remove_matching(existing: list[Any], patterns: list[Any]) -> list[Any]:
     object_patterns = [pattern for pattern in patterns if isinstance(pattern, dict)]
-    other_patterns = {_canonical(pattern) for pattern in patterns if not isinstance(pattern, dict)}
+    other_patterns = {_member_key(pattern) for pattern in patterns if not isinstance(pattern, dict)}
     return [
         _clone(item)
         for item in existing
-        if _canonical(item) not in other_patterns
+        if _member_key(item) not in other_patterns
         and not any(_contains(item, pattern) for pattern in object_patterns)
     ]
 
