@@ -95,6 +95,15 @@ def _account_command(account: str, properties: dict, strategy: str | None = None
     return command
 
 
+def changed_commands(count: int, seed: int) -> list[dict]:
+    """The nightly re-import: every seeded profile once, in a shuffled order, each changed by
+    a deep PARTIAL_UPDATE (the import's default) of all its properties."""
+    rng = random.Random(seed + 1)
+    order = list(range(count))
+    rng.shuffle(order)
+    return [_account_command(f"old-{i}", _properties(rng, True)) for i in order]
+
+
 def seed_commands(count: int) -> list[dict]:
     rng = random.Random(7)
     return [
@@ -370,6 +379,77 @@ def child_copy(args: argparse.Namespace) -> dict:
     return {"seconds": seconds, "lines": lines, "status": "ok", "peak_rss_mb": _peak_rss_mb()}
 
 
+def _copy_rows(copy, path: str) -> int:
+    """Read and JSON-parse an NDJSON file, as the pipeline does, and COPY its rows; returns
+    the lines read."""
+    lines = 0
+    with open(path, encoding="utf-8") as source:
+        for text in source:
+            lines += 1
+            try:
+                command = json.loads(text)
+            except ValueError:
+                continue
+            profile = command.get("user_profile") or {}
+            copy.write_row(
+                (
+                    lines,
+                    command.get("compartment_id"),
+                    command.get("user_account_id"),
+                    json.dumps({k: v for k, v in profile.items() if not k.startswith("$")}),
+                )
+            )
+    return lines
+
+
+def child_copy_merge(args: argparse.Namespace) -> dict:
+    """What PostgreSQL does alone: the file COPYed into a staging table and merged into a
+    table of profiles holding the seeded ones, with one INSERT … ON CONFLICT DO UPDATE SET
+    properties = properties || EXCLUDED.properties (the last line of an account wins)."""
+    _setup_django()
+    from django.db import connection
+
+    connection.ensure_connection()
+    raw = connection.connection
+    staging = "CREATE TEMPORARY TABLE {} (line bigint, compartment_id integer, "
+    staging += "user_account_id text, properties jsonb)"
+    with raw.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_merge")
+        cursor.execute(
+            "CREATE TABLE bench_merge (id bigserial PRIMARY KEY, compartment_id integer, "
+            "user_account_id text, properties jsonb, UNIQUE (compartment_id, user_account_id))"
+        )
+        cursor.execute(staging.format("bench_seed"))
+        with cursor.copy("COPY bench_seed FROM STDIN") as copy:
+            _copy_rows(copy, args.seed_file)
+        cursor.execute(
+            "INSERT INTO bench_merge (compartment_id, user_account_id, properties) "
+            "SELECT compartment_id, user_account_id, properties FROM bench_seed"
+        )
+        cursor.execute("CREATE INDEX ON bench_merge USING gin (properties jsonb_path_ops)")
+        cursor.execute("ANALYZE bench_merge")
+    raw.commit()
+    started = time.perf_counter()
+    with raw.cursor() as cursor:
+        cursor.execute(staging.format("bench_staging"))
+        with cursor.copy("COPY bench_staging FROM STDIN") as copy:
+            lines = _copy_rows(copy, args.file)
+        cursor.execute(
+            "INSERT INTO bench_merge AS p (compartment_id, user_account_id, properties) "
+            "SELECT DISTINCT ON (compartment_id, user_account_id) compartment_id, "
+            "user_account_id, properties FROM bench_staging WHERE user_account_id IS NOT NULL "
+            "ORDER BY compartment_id, user_account_id, line DESC "
+            "ON CONFLICT (compartment_id, user_account_id) DO UPDATE "
+            "SET properties = p.properties || EXCLUDED.properties"
+        )
+    raw.commit()
+    seconds = time.perf_counter() - started
+    with raw.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_merge")
+    raw.commit()
+    return {"seconds": seconds, "lines": lines, "status": "ok", "peak_rss_mb": _peak_rss_mb()}
+
+
 def _proc_hwm_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -521,6 +601,7 @@ def child_generate(args: argparse.Namespace) -> dict:
     write_ndjson(seed_commands(args.existing), work / "seed.ndjson")
     commands = generate_commands(args.lines, args.seed, args.existing)
     write_ndjson(commands, work / "bench.ndjson")
+    write_ndjson(changed_commands(args.existing, args.seed), work / "changed.ndjson")
     if not args.no_csv:
         write_csv(commands, work / "bench.csv")
     return {"seconds": time.perf_counter() - started}
@@ -533,6 +614,7 @@ CHILDREN = {
     "copy": child_copy,
     "worker": child_worker,
     "command": child_command,
+    "copy_merge": child_copy_merge,
 }
 
 
@@ -621,6 +703,7 @@ def main() -> None:
     parser.add_argument("--no-history", action="store_true")
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--die-bulk", action="store_true")
+    parser.add_argument("--seed-file")
     parser.add_argument("--parts", type=int, default=1, help="workers / processes on one file")
     parser.add_argument(
         "--no-parallel", action="store_true", help="skip import_profiles --parallel 1 vs 2"
@@ -668,6 +751,16 @@ def main() -> None:
         plan.extend(pair if repeat % 2 else reversed(pair))
     if not args.no_csv:
         plan.append(("pipeline CSV", "pipeline", {"file": csv_file, "format": "csv"}))
+    changed_file = work / "changed.ndjson"
+    for repeat in range(1, args.repeat + 1):
+        suffix = f" #{repeat}" if args.repeat > 1 else ""
+        plan.append(
+            (
+                f"pipeline changed re-import{suffix}",
+                "pipeline",
+                {"file": changed_file, "format": "ndjson"},
+            )
+        )
     if not args.no_trace:
         plan.append(
             (
@@ -740,6 +833,14 @@ def main() -> None:
             f"{'PostgreSQL COPY (parse + copy)':48} {result['lines']:>9} lines {result['seconds']:8.1f} s "
             f"{_rate(result):>9.0f} lines/s  peak RSS {result['peak_rss_mb']:6.0f} MB"
         )
+        for name, path in (("mixed", ndjson_file), ("changed", changed_file)):
+            result = run_child("copy_merge", file=path, seed_file=seed_file)
+            results[f"COPY + merge {name}"] = result
+            print(
+                f"{'PostgreSQL COPY + merge, ' + name:48} {result['lines']:>9} lines "
+                f"{result['seconds']:8.1f} s {_rate(result):>9.0f} lines/s  "
+                f"peak RSS {result['peak_rss_mb']:6.0f} MB"
+            )
 
     with_history = [
         r
@@ -757,6 +858,17 @@ def main() -> None:
     print(f"history recording costs {1 - pipeline / bare:.1%} of the no-history throughput")
     if "COPY" in results:
         print(f"pipeline / COPY: {pipeline / _rate(results['COPY']):.2f}")
+    changed = [_rate(r) for label, r in results.items() if label.startswith("pipeline changed")]
+    if "COPY + merge mixed" in results:
+        merged = _rate(results["COPY + merge mixed"])
+        print(f"pipeline NDJSON / COPY + merge of the same lines: {pipeline / merged:.2f}")
+    if changed and "COPY + merge changed" in results:
+        median = statistics.median(changed)
+        merged = _rate(results["COPY + merge changed"])
+        print(
+            f"changed re-import (median of {len(changed)}): {median:.0f} lines/s; "
+            f"/ COPY + merge of the same lines: {median / merged:.2f}"
+        )
     for name in ("import_profiles --parallel", "Celery worker NDJSON, IMPORT_PARALLELISM="):
         by_parts = {
             parts: [
