@@ -235,6 +235,38 @@ class ExecutionErrorQuerySet(models.QuerySet):
         return self.defer("raw")
 
 
+class ExecutionPartition(models.Model):
+    """One part of an execution split between several workers (imports.partitions): the
+    file's lines whose identifier hashes to `number` out of `count`, with its own checkpoint
+    and run ownership, as an unsplit execution keeps them on its own row."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="partitions")
+    number = models.PositiveSmallIntegerField()
+    count = models.PositiveSmallIntegerField()
+    finished = models.BooleanField(default=False)
+    processed = models.BigIntegerField(default=0)
+    checkpoint_line = models.BigIntegerField(default=0)
+    checkpoint_offset = models.BigIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True)
+    claim = models.CharField(max_length=32, blank=True, editable=False)
+    heartbeat_ts = models.DateTimeField(null=True, blank=True)
+    # A file-level error met by this part: the execution fails with it once every part ends.
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["execution_id", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "number"], name="execution_partition_unique_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"part {self.number + 1}/{self.count} of execution {self.execution_id}"
+
+
 class ExecutionError(models.Model):
     """One line that was not applied: kept with its source record for the failed-lines file."""
 

@@ -337,14 +337,40 @@ def _finish(run: _Run, status: str, *, error_code: str = "", error_message: str 
         run.execution.transition(status, error_code=error_code, error_message=error_message)
 
 
-def _records_after(reader: Reader, execution: Execution) -> Iterator[ImportRecord]:
-    if not execution.checkpoint_line:
+def records_after(reader: Reader, *, line: int, offset: int) -> Iterator[ImportRecord]:
+    """The records after a checkpoint (the last line applied, the byte offset after it)."""
+    if not line:
         return reader.iterate()
-    if reader.format is FileFormat.XLSX or not execution.checkpoint_offset:
-        return reader.iterate(after_line=execution.checkpoint_line)
-    return reader.iterate(
-        after_line=execution.checkpoint_line, at_offset=execution.checkpoint_offset
+    if reader.format is FileFormat.XLSX or not offset:
+        return reader.iterate(after_line=line)
+    return reader.iterate(after_line=line, at_offset=offset)
+
+
+def execution_reader(execution: Execution) -> Reader:
+    """The execution's file opened with its options; raises FileError."""
+    options = ReaderOptions(
+        encoding=execution.encoding or "utf-8", delimiter=execution.delimiter or None
     )
+    if not execution.file.name:
+        raise FileError("UNREADABLE_FILE", "the execution has no file")
+    return open_reader(execution.file.path, FileFormat(execution.file_format), options)
+
+
+def execution_describe(*, execution: Execution, reader: Reader) -> int | None:
+    """Store what the reader found out about the file (delimiter, headers, number of
+    records) where the execution does not know it yet; returns the total number of lines."""
+    described: dict[str, Any] = {}
+    if reader.delimiter and execution.delimiter != reader.delimiter:
+        described["delimiter"] = reader.delimiter
+    if reader.headers is not None and execution.headers is None:
+        described["headers"] = reader.headers
+    if execution.total_lines is None:
+        total = reader.count_records()
+        if total is not None:
+            described["total_lines"] = total
+    if described:
+        Execution.objects.filter(pk=execution.pk).update(**described)
+    return described.get("total_lines", execution.total_lines)
 
 
 def execution_run(
@@ -387,34 +413,20 @@ def _run(run: _Run) -> None:
     execution.refresh_from_db()
     run.datamart = execution.datamart
     default_mode = execution_merge_mode(execution)
-    options = ReaderOptions(
-        encoding=execution.encoding or "utf-8", delimiter=execution.delimiter or None
-    )
     try:
-        if not execution.file.name:
-            raise FileError("UNREADABLE_FILE", "the execution has no file")
-        reader = open_reader(execution.file.path, FileFormat(execution.file_format), options)
+        reader = execution_reader(execution)
     except FileError as problem:
         _finish(
             run, Execution.Status.FAILED, error_code=problem.code, error_message=problem.message
         )
         return
-    described: dict[str, Any] = {}
-    if reader.delimiter and execution.delimiter != reader.delimiter:
-        described["delimiter"] = reader.delimiter
-    if reader.headers is not None and execution.headers is None:
-        described["headers"] = reader.headers
-    if execution.total_lines is None:
-        total = reader.count_records()
-        if total is not None:
-            described["total_lines"] = total
-    if described:
-        Execution.objects.filter(pk=execution.pk).update(**described)
-    run.total = described.get("total_lines", execution.total_lines)
+    run.total = execution_describe(execution=execution, reader=reader)
     run.processed = execution.processed
     run.checkpoint_line = execution.checkpoint_line
 
-    records = _records_after(reader, execution)
+    records = records_after(
+        reader, line=execution.checkpoint_line, offset=execution.checkpoint_offset
+    )
     chunk: list[ImportRecord] = []
     file_error: FileError | None = None
     try:

@@ -307,9 +307,16 @@ def executions_to_resume(*, worker: str) -> list[int]:
     a dead worker may have taken with it. Running one twice is harmless (see the runner)."""
     stale = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
     running = Q(status=Execution.Status.RUNNING) & (
-        Q(worker=worker) | Q(heartbeat_ts__lt=stale) | Q(heartbeat_ts__isnull=True)
+        Q(worker=worker)
+        | Q(heartbeat_ts__lt=stale)
+        | Q(heartbeat_ts__isnull=True)
+        # A split execution: one of its unfinished parts ran there (imports.partitions).
+        | Q(partitions__worker=worker, partitions__finished=False)
     )
     pending = Q(status=Execution.Status.PENDING, created_ts__lt=stale)
     return list(
-        Execution.objects.filter(running | pending).order_by("id").values_list("id", flat=True)
+        Execution.objects.filter(running | pending)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .distinct()
     )

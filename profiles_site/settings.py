@@ -161,6 +161,9 @@ IMPORT_MAX_ATTEMPTS = int(os.environ.get("IMPORT_MAX_ATTEMPTS", "3"))
 # A RUNNING execution whose last chunk committed longer ago than this may be taken over by
 # another worker; keep it well above the longest chunk.
 IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", "300"))
+# Workers that apply one execution at once: its lines are split by a hash of their identifier
+# (imports.partitions). 1 applies every file in one run, in file order.
+IMPORT_PARALLELISM = int(os.environ.get("IMPORT_PARALLELISM", "1"))
 
 # Bounds of a hostile file (README, Configuration): header columns, cells in a row, the
 # shared strings of an XLSX workbook, and the bytes of a source record kept with its line error.

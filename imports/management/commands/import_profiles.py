@@ -15,6 +15,8 @@ from django.urls import reverse
 from imports.formats import FileFormat, detect_format, format_spec
 from imports.models import DocumentImport, Execution
 from imports.pace import duration_text, execution_pace, failures_text, rate_text
+from imports.partitions import execution_split
+from imports.partitions_local import local_worker_name, partitions_run_locally
 from imports.runner import execution_run
 from imports.services import execution_failed_lines, execution_failed_lines_write, execution_start
 from profiles.errors import ProfileError
@@ -99,6 +101,13 @@ class Command(BaseCommand):
             "named FILE.failed-lines.<ext>)",
         )
         parser.add_argument("--no-progress", action="store_true", help="no progress output")
+        parser.add_argument(
+            "--parallel",
+            type=int,
+            default=1,
+            metavar="N",
+            help="apply the file in N local processes, its lines split by identifier",
+        )
 
     def handle(self, *args, **options):
         path = options["file"]
@@ -134,8 +143,12 @@ class Command(BaseCommand):
         except ProfileError as problem:
             raise CommandError(f"{problem.code}: {problem.message}") from None
         self.stdout.write(f"execution {execution.pk}: {path} ({fmt.value})")
+        if options["parallel"] < 1:
+            raise CommandError("--parallel takes a number of processes, 1 or more")
         if not execution.is_finished:
-            self._run(execution, show_progress=not options["no_progress"])
+            self._run(
+                execution, show_progress=not options["no_progress"], parallel=options["parallel"]
+            )
         execution.refresh_from_db()
         self._report(execution, failed_lines_path=options["failed_lines"], source_path=path)
         if execution.status != Execution.Status.SUCCEEDED:
@@ -144,10 +157,22 @@ class Command(BaseCommand):
                 f"{execution.error_code} {execution.error_message}".strip()
             )
 
-    def _run(self, execution: Execution, *, show_progress: bool) -> None:
+    def _run(self, execution: Execution, *, show_progress: bool, parallel: int) -> None:
+        parts = None
+        if parallel > 1:
+            parts = execution_split(
+                execution_id=execution.pk, worker=local_worker_name(), count=parallel
+            )
+
+        def apply(progress) -> None:
+            if parts is None:
+                execution_run(execution_id=execution.pk, progress=progress)
+            else:
+                partitions_run_locally(execution_id=execution.pk, parts=parts, progress=progress)
+
         if show_progress and not sys.stderr.isatty():
             lines = ProgressLines(sys.stderr, every=PROGRESS_LINE_SECONDS)
-            execution_run(execution_id=execution.pk, progress=lines)
+            apply(lines)
             lines.write()
             return
         from tqdm import tqdm
@@ -161,7 +186,7 @@ class Command(BaseCommand):
                     bar.total = total
                 bar.update(processed - bar.n)
 
-            execution_run(execution_id=execution.pk, progress=progress)
+            apply(progress)
 
     def _report(self, execution: Execution, *, failed_lines_path: str | None, source_path: str):
         counters = execution.counters()
