@@ -8,9 +8,9 @@ counters), whatever happened to the workers.
 from __future__ import annotations
 
 import random
-from collections import Counter
 import threading
 import time
+from collections import Counter
 
 import pytest
 from django.core.files.base import ContentFile
@@ -30,8 +30,6 @@ from tests.reliability.harness import (
     report,
     setting,
     wait_until,
-    worker_env,  # noqa: F401 (fixture)
-    workers,  # noqa: F401 (fixture)
 )
 
 pytestmark = needs_postgres_and_redis
