@@ -2,8 +2,8 @@
 
 A fixed window: the count of the caller's requests in the current period (a minute for
 `1200/minute`) is one cache key, incremented atomically. On Redis (CACHE_URL) that is one
-round trip, `INCR` and `EXPIRE` in a pipeline; on the database cache, Django's `add` then
-`incr`.
+round trip, `INCR` and `EXPIRE` in a pipeline; on the database cache, Django's `incr` (a read
+then a write: concurrent requests may each count one less) or `add` for a window's first.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ def window_count(key: str, *, period: int) -> int:
         with cache._cache.get_client(full_key, write=True).pipeline() as pipe:
             count, _ = pipe.incr(full_key).expire(full_key, period, nx=True).execute()
         return int(count)
-    cache.add(key, 0, timeout=period)
     try:
         return cache.incr(key)
-    except ValueError:  # expired between the two calls: this request opens a new window
-        cache.add(key, 1, timeout=period)
-        return 1
+    except ValueError:  # the window's first request (or a race with another one: it counts)
+        if cache.add(key, 1, timeout=period):
+            return 1
+        return cache.incr(key)
 
 
 class ApiTokenRateThrottle(SimpleRateThrottle):
