@@ -344,7 +344,7 @@ TWO_TENANTS = SchemathesisConfig.from_dict(
             },
             "compartments": {"values": [CRM]},
         },
-        "generation": {"max-examples": 12, "deterministic": True, "database": "none"},
+        "generation": {"max-examples": 5, "deterministic": True, "database": "none"},
         "phases": {"stateful": {"enabled": False}},
     }
 )

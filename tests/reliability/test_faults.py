@@ -98,7 +98,7 @@ def compare_with_clean(execution: Execution, clean: Execution) -> dict:
 def test_a_worker_sigkilled_three_times_mid_import_ends_like_a_clean_import(
     two_datamarts, workers, settings
 ):
-    lines = setting("KILLED_IMPORT_LINES", 200_000)
+    lines = setting("KILLED_IMPORT_LINES", 100_000)
     rng = random.Random(setting("SEED", 12))
     settings.IMPORT_CHUNK_SIZE = int(CHUNK)
     target, reference = two_datamarts
@@ -157,7 +157,7 @@ def backends_of_other_sessions() -> list[tuple[int, str]]:
 def test_a_terminated_database_connection_retries_the_chunk_with_the_same_result(
     two_datamarts, workers, settings
 ):
-    lines = setting("TERMINATED_IMPORT_LINES", 30_000)
+    lines = setting("TERMINATED_IMPORT_LINES", 20_000)
     settings.IMPORT_CHUNK_SIZE = int(CHUNK)
     target, reference = two_datamarts
     content = mixed_import(lines)
@@ -197,7 +197,7 @@ def test_a_terminated_database_connection_retries_the_chunk_with_the_same_result
 def test_a_worker_stopped_with_sigterm_mid_chunk_hands_the_import_over(
     two_datamarts, workers, settings
 ):
-    lines = setting("DEPLOY_IMPORT_LINES", 60_000)
+    lines = setting("DEPLOY_IMPORT_LINES", 30_000)
     settings.IMPORT_CHUNK_SIZE = int(CHUNK)
     target, reference = two_datamarts
     content = mixed_import(lines)
@@ -236,8 +236,8 @@ def test_a_broker_restart_leaves_no_execution_pending_or_running_and_none_applie
 ):
     from profiles_site.celery import app
 
-    files = setting("BROKER_RESTART_FILES", 6)
-    lines = setting("BROKER_RESTART_LINES", 6_000)
+    files = setting("BROKER_RESTART_FILES", 4)
+    lines = setting("BROKER_RESTART_LINES", 4_000)
     settings.IMPORT_CHUNK_SIZE = 1000
     datamart, reference = two_datamarts
     redis = RedisServer(tmp_path)

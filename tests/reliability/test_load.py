@@ -205,7 +205,7 @@ def test_fifty_concurrent_patches_during_an_import_of_the_same_profile_keep_ever
 def test_an_http_load_run_on_profile_reads_and_writes_has_no_server_error(
     datamart, crm_compartment, gunicorn
 ):
-    seconds = setting("HTTP_LOAD_SECONDS", 15)
+    seconds = setting("HTTP_LOAD_SECONDS", 10)
     clients = 4
     _, token = api_token_create(datamart=datamart, name="load")
     server = gunicorn(workers=2, API_RATE_LIMIT="100000/minute")
