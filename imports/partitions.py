@@ -135,10 +135,11 @@ def execution_split(*, execution_id: int, worker: str, count: int) -> list[int] 
     return list(range(count))
 
 
-def execution_dispatch(*, execution_id: int, worker: str) -> list[int]:
+def execution_dispatch(*, execution_id: int, worker: str) -> list[int] | None:
     """What the task of a queued execution does: with `IMPORT_PARALLELISM` above 1 split it
     (or find the parts a killed worker left) and return the part numbers to queue; else run
-    it unsplit here and return []."""
+    it unsplit here and return [], or None when that run stopped for a worker shutdown and
+    handed the execution over (the task queues it again)."""
     parts = _unfinished_parts(execution_id)
     if parts is not None:
         return parts
@@ -148,7 +149,8 @@ def execution_dispatch(*, execution_id: int, worker: str) -> list[int]:
         )
         if parts is not None:
             return parts
-    execution_run(execution_id=execution_id, worker=worker)
+    if execution_run(execution_id=execution_id, worker=worker):
+        return None
     return []
 
 

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -144,6 +145,24 @@ class _Run:
     processed: int = 0
     total: int | None = None
     checkpoint_line: int = 0
+    handed_over: bool = False
+
+
+# Set when the worker process is asked to stop (SIGTERM, a deploy): the run stops after the chunk
+# it is applying and hands the execution over (imports.tasks queues it again).
+shutdown_requested = threading.Event()
+
+
+def _hand_over(run: _Run) -> None:
+    """Give the execution up after a committed chunk: no worker, no heartbeat, so the next run
+    (any worker) takes it at once instead of waiting for it to go stale."""
+    with transaction.atomic():
+        _locked_row(run)
+        Execution.objects.filter(pk=run.execution.pk).update(worker="", claim="", heartbeat_ts=None)
+    run.handed_over = True
+    logger.info(
+        "execution %s handed over at line %s: its worker stops", run.execution.pk, run.processed
+    )
 
 
 def _default_worker() -> str:
@@ -230,14 +249,19 @@ def _commit_chunk(
 ) -> bool:
     """Apply one chunk and move the checkpoint past it; False when a cancel stopped the run."""
     execution = run.execution
-    prepared = batch_prepare(
-        datamart=run.datamart or execution.datamart, records=records, default_mode=default_mode
-    )
+
+    def write() -> BatchResult:
+        # Prepared again on each try: a retried chunk (deadlock, lost connection) reads afresh.
+        prepared = batch_prepare(
+            datamart=run.datamart or execution.datamart, records=records, default_mode=default_mode
+        )
+        return batch_write(
+            prepared, source=execution_source(execution), record_history=run.record_history
+        )
+
     return chunk_commit(
         run,
-        write=lambda: batch_write(
-            prepared, source=execution_source(execution), record_history=run.record_history
-        ),
+        write=write,
         lines=len(records),
         checkpoint_line=records[-1].line,
         checkpoint_offset=position or 0,
@@ -380,17 +404,19 @@ def execution_run(
     progress: Callable[[int, int | None], None] | None = None,
     record_history: bool = True,
     apply: Callable[[_Run], None] | None = None,
-) -> None:
+) -> bool:
     """Apply an execution's file from its checkpoint to the end (or to a cancel, or a failure).
 
     Safe to call for any execution at any time: a finished one, or one running elsewhere, is
     left alone. `progress(processed, total)` is called after each committed chunk.
     `record_history=False` skips the ProfileChange rows: for the benchmark only. `apply`
-    replaces the reading of the file (a revert walks history rows: `imports.revert`).
+    replaces the reading of the file (a revert walks history rows: `imports.revert`). True when
+    the run stopped for a worker shutdown and handed the execution over: the caller queues it
+    again.
     """
     run = _claim(execution_id, worker or _default_worker())
     if run is None:
-        return
+        return False
     run.progress = progress
     run.record_history = record_history
     try:
@@ -406,6 +432,7 @@ def execution_run(
                 error_code="INTERNAL_ERROR",
                 error_message=f"the import stopped on an unexpected error: {problem!r}"[:2000],
             )
+    return run.handed_over
 
 
 def _run(run: _Run) -> None:
@@ -445,6 +472,9 @@ def _run(run: _Run) -> None:
                 chunk = []
                 if run.progress:
                     run.progress(run.processed, run.total)
+                if shutdown_requested.is_set():
+                    _hand_over(run)
+                    return
         # The lines read before a file-level error are applied: they were valid.
         if chunk:
             if not _commit_chunk(run, chunk, reader.position, default_mode):

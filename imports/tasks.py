@@ -4,13 +4,17 @@ inside the function: the one import cycle the layout keeps."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 
 from celery import shared_task
 from celery.signals import worker_ready
 from django.db import close_old_connections, connections
 
 from imports.partitions import execution_dispatch, partition_run
+from imports.runner import shutdown_requested
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +29,45 @@ def run_execution(self, execution_id: int) -> None:
     if execution_is_revert(execution_id):
         revert_run(execution_id=execution_id, worker=worker)
         return
-    for number in execution_dispatch(execution_id=execution_id, worker=worker):
+    with _stop_after_the_chunk_on_sigterm():
+        parts = execution_dispatch(execution_id=execution_id, worker=worker)
+    if parts is None:  # handed over by a stopping worker: the next one goes on from the checkpoint
+        run_execution.delay(execution_id)
+        return
+    for number in parts:
         run_execution_part.delay(execution_id, number)
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, name="imports.run_execution_part")
 def run_execution_part(self, execution_id: int, number: int) -> None:
     partition_run(execution_id=execution_id, number=number, worker=self.request.hostname or "")
+
+
+@contextlib.contextmanager
+def _stop_after_the_chunk_on_sigterm():
+    """While an execution runs, SIGTERM (sent to the worker's process group: a deploy) makes the
+    pool process finish its chunk and hand the execution over, instead of dying mid-chunk with
+    the execution left RUNNING for a worker that is gone. A second SIGTERM stops it at once.
+
+    Installed per task: the pool puts its own handler back after each process starts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop_after_the_chunk(signum, frame) -> None:
+        if shutdown_requested.is_set():
+            signal.signal(signal.SIGTERM, previous)
+            signal.raise_signal(signal.SIGTERM)
+            return
+        logger.info("asked to stop: the execution is handed over after this chunk")
+        shutdown_requested.set()
+
+    signal.signal(signal.SIGTERM, stop_after_the_chunk)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @shared_task(ignore_result=True, name="imports.resume_executions")

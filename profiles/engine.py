@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from profiles.bulk import BulkWriter, json_text, profiles_lock
@@ -445,12 +445,21 @@ def commands_apply(
     )
 
 
+def _connection_lost(problem: Exception, state: str | None) -> bool:
+    """The server ended our session (pg_terminate_backend, a restart, a network cut): the
+    transaction rolled back and Django closed the connection, so a retry opens a new one. Only
+    outside any caller's transaction, which died with the connection."""
+    if connection.in_atomic_block or not isinstance(problem, OperationalError | InterfaceError):
+        return False
+    return (state or "")[:2] in {"08", "57"} or connection.connection is None
+
+
 def _is_retryable(problem: Exception) -> bool:
     if isinstance(problem, ConcurrentWrite):
         return True
     cause = problem.__cause__
     state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-    if state in _RETRYABLE_SQLSTATES:
+    if state in _RETRYABLE_SQLSTATES or _connection_lost(problem, state):
         return True
     # SQLite serialises writers: only a file that stayed locked past the timeout is transient.
     return (
@@ -465,7 +474,7 @@ def with_retries(apply: Callable[[], Any]) -> Any:
     for attempt in range(1, BATCH_TRANSACTION_TRIES + 1):
         try:
             return apply()
-        except (IntegrityError, OperationalError, ConcurrentWrite) as problem:
+        except (IntegrityError, OperationalError, InterfaceError, ConcurrentWrite) as problem:
             if attempt == BATCH_TRANSACTION_TRIES or not _is_retryable(problem):
                 raise
             logger.info("batch rolled back (%s), applying it again", problem)

@@ -20,7 +20,12 @@ from django.http import QueryDict
 
 from profiles.compartments import DatamartCompartments
 from profiles.errors import ProfileError
-from profiles.identifiers import Identifier
+from profiles.identifiers import (
+    AccountIdentifier,
+    EmailIdentifier,
+    Identifier,
+    UserAgentIdentifier,
+)
 from profiles.models import (
     Compartment,
     Datamart,
@@ -40,19 +45,19 @@ UserPointSelector = uuid.UUID | Identifier
 
 
 def datamart_get_for_caller(
-    *, datamart_id: int, token_datamart_id: int | None = None, user: Any = None
+    *, datamart_id: int, token_datamart: Datamart | None = None, user: Any = None
 ) -> Datamart | None:
     """The datamart if the caller may see it: a token its own one, staff their memberships.
 
-    A datamart the caller may not see is answered like a missing one.
+    A datamart the caller may not see is answered like a missing one. A token's datamart was
+    loaded with the token: no query.
     """
-    queryset = Datamart.objects.filter(id=datamart_id)
-    if token_datamart_id is not None:
-        if token_datamart_id != datamart_id:
-            return None
-    elif user is None or not user.is_authenticated:
+    if token_datamart is not None:
+        return token_datamart if token_datamart.id == datamart_id else None
+    if user is None or not user.is_authenticated:
         return None
-    elif not user.is_superuser:
+    queryset = Datamart.objects.filter(id=datamart_id)
+    if not user.is_superuser:
         queryset = queryset.filter(
             id__in=DatamartMembership.objects.filter(user=user).values("datamart_id")
         )
@@ -167,6 +172,28 @@ def profile_change_values_after(*, change: ProfileChange) -> dict[str, Any]:
     return after
 
 
+def _point_selector_q(*, datamart: Datamart, selector: UserPointSelector) -> Q:
+    """Profiles whose user point the selector names, as a join condition (no lookup first)."""
+    match selector:
+        case uuid.UUID():
+            return Q(user_point_id=selector)
+        case AccountIdentifier(user_account_id=account, compartment_id=None):
+            condition = Q(user_point__accounts__compartment__is_default=True)
+        case AccountIdentifier(user_account_id=account, compartment_id=compartment_id):
+            condition = Q(user_point__accounts__compartment__compartment_id=compartment_id)
+        case EmailIdentifier(email_hash=email_hash):
+            return Q(
+                user_point__emails__datamart=datamart, user_point__emails__email_hash=email_hash
+            )
+        case UserAgentIdentifier(user_agent_id=agent):
+            return Q(user_point__agents__datamart=datamart, user_point__agents__user_agent_id=agent)
+        case _:
+            raise TypeError(f"not a user point selector: {selector!r}")
+    return condition & Q(
+        user_point__accounts__datamart=datamart, user_point__accounts__user_account_id=account
+    )
+
+
 def profile_get(
     *,
     datamart: Datamart,
@@ -174,13 +201,16 @@ def profile_get(
     compartment_id: int,
     user_account_id: str | None,
 ) -> UserProfile | None:
-    point = user_point_get(datamart=datamart, selector=selector)
-    compartment = compartment_find(datamart=datamart, compartment_id=compartment_id)
-    if point is None or compartment is None:
-        return None
+    """One query: the profile joined to the identifier that names its point (the API's hot read).
+
+    An identifier's row is unique in its datamart (or compartment), so the join finds one point.
+    """
     return (
         UserProfile.objects.filter(
-            user_point=point, compartment=compartment, user_account_id=user_account_id
+            _point_selector_q(datamart=datamart, selector=selector),
+            datamart=datamart,
+            compartment__compartment_id=compartment_id,
+            user_account_id=user_account_id,
         )
         .select_related("compartment")
         .first()

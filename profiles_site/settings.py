@@ -103,6 +103,7 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'profiles.sqlite3'}"),
+        # 0 opens a connection per request; production keeps them (60 s, see README).
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
     )
 }
@@ -139,14 +140,16 @@ STORAGES = {
 # Without collectstatic (tests, a first run), serve straight from the apps' folders.
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
 
-# The API's per-token rate limit is counted in this cache: with several web processes,
-# point CACHE_URL at Redis so they share one count.
+# The cache that counts the API's per-token rate limit, shared by every web process so the
+# limit holds across them: Redis when CACHE_URL names it, else a table of the database (created
+# by a migration of `profiles`).
 CACHE_URL = os.environ.get("CACHE_URL", "")
+CACHE_TABLE = "profiles_cache"
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
         if CACHE_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": CACHE_TABLE}
     )
 }
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))

@@ -8,5 +8,6 @@ urlpatterns = [
     path("api/v1/", include("profiles.api.urls")),
     path("api/v1/", include("imports.api.urls")),
     # After every app's routes: anything else under /api/v1/ is the JSON 404, for every method.
-    re_path(r"^api/v1/.*$", NotFoundView.as_view()),
+    # [\s\S], not `.`: a path holding a newline (%0A) is answered in JSON too.
+    re_path(r"^api/v1/[\s\S]*$", NotFoundView.as_view()),
 ]

@@ -137,9 +137,16 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """How many operations and cases the schema tests (tests/*/api/test_schema.py) fuzzed."""
+    """The reliability scenarios' figures (tests/reliability/), and how many operations and cases
+    the schema tests (tests/*/api/test_schema.py) fuzzed."""
     from tests.profiles.api import fuzz_stats
+    from tests.reliability.harness import REPORT, reported_rows
 
+    rows = reported_rows()
+    if rows:
+        terminalreporter.write_sep("-", f"reliability scenarios (also in {REPORT})")
+        for row in rows:
+            terminalreporter.write_line(row)
     if fuzz_stats.cases:
         terminalreporter.write_line(
             f"schemathesis: {len(fuzz_stats.cases)} operations, "

@@ -91,7 +91,7 @@ class DatamartView(ApiView):
         user = request.user
         datamart = datamart_get_for_caller(
             datamart_id=int(kwargs["dm"]),
-            token_datamart_id=user.datamart_id if isinstance(user, TokenUser) else None,
+            token_datamart=user.token.datamart if isinstance(user, TokenUser) else None,
             user=None if isinstance(user, TokenUser) else user,
         )
         if datamart is None:

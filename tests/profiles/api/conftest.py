@@ -15,12 +15,24 @@ from tests.profiles.api.client import ApiClient
 
 
 @pytest.fixture(autouse=True)
-def _isolated_api_state(settings, tmp_path):
-    """Uploads go to a temporary folder; throttle counters start from zero in each test."""
+def _isolated_api_state(settings, tmp_path, request):
+    """Uploads go to a temporary folder; throttle counters start from zero in each test.
+
+    The counters live in the database cache (or Redis): a test without the database sends no
+    authenticated request, so it has none to clear.
+    """
     settings.MEDIA_ROOT = tmp_path / "media"
-    cache.clear()
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+    uses_database = transactional or marker is not None or "db" in request.fixturenames
+    if uses_database:
+        request.getfixturevalue("transactional_db" if transactional else "db")
+        cache.clear()
     yield
-    cache.clear()
+    if uses_database:
+        cache.clear()
 
 
 @pytest.fixture

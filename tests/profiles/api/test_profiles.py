@@ -247,3 +247,44 @@ def test_writes_are_recorded_as_api_changes_of_the_token(api, token, crm_compart
     assert [change.action for change in changes] == ["created", "updated", "deleted"]
     assert {(change.source, change.api_token_id) for change in changes} == {("api", token[0].pk)}
     assert changes[1].changed_keys == ["b"]
+
+
+@pytest.mark.parametrize(
+    "selector",
+    ["account", "default-compartment account", "email", "user agent", "point id", "other datamart"],
+)
+def test_a_profile_read_by_selector_makes_one_query_of_the_profile_tables(
+    api, other_api, crm_compartment, selector
+):
+    """The API's hot read: the token's lookup brings its datamart, and the profile is joined to
+    the identifier that names its point (no compartment, account or point lookups first)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    point = data(api.put(profile_path("email_hash=h1", 1606), {"a": 1}))["$user_point_id"]
+    api.put(profile_path("user_agent_id=ua1", 1606), {"b": 1})
+    api.put(PROFILE, {"c": 1})
+    api.put(profile_path("user_account_id=d1", 1, "d1"), {"d": 1})
+    path, expected, client = {
+        "account": (PROFILE, {"c": 1}, api),
+        "default-compartment account": (profile_path("user_account_id=d1", 1, "d1"), {"d": 1}, api),
+        "email": (profile_path("email_hash=h1", 1606), {"a": 1}, api),
+        "user agent": (profile_path("user_agent_id=ua1", 1606), {"b": 1}, api),
+        "point id": (profile_path(point, 1606), {"a": 1}, api),
+        "other datamart": (PROFILE.replace("/datamarts/1/", "/datamarts/2/"), None, other_api),
+    }[selector]
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    domain = [q["sql"] for q in captured if "profiles_userprofile" in q["sql"]]
+    if expected is None:  # the same selector in another datamart names nothing there
+        error(response, 404)
+        return
+    assert custom(data(response)) == expected
+    assert len(domain) == 1, domain
+    others = [
+        q["sql"]
+        for q in captured
+        if not any(table in q["sql"] for table in ("profiles_userprofile", "profiles_cache"))
+        and "SAVEPOINT" not in q["sql"]  # the database cache's writes of the rate limit
+    ]
+    assert len(others) == 1 and "profiles_apitoken" in others[0], others

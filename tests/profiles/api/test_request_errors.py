@@ -82,7 +82,14 @@ def test_a_json_charset_parameter_is_accepted(api):
 
 
 def test_unknown_paths_under_the_api_answer_a_json_404(api):
-    for path in ("/api/v1/nothing", "/api/v1/v1", f"{BASE}/compartments/x", f"{BASE}/unknown/1"):
+    paths = (
+        "/api/v1/nothing",
+        "/api/v1/v1",
+        f"{BASE}/compartments/x",
+        f"{BASE}/unknown/1",
+        "/api/v1/datamarts/-1/user_points/a\nb/user_profiles/compartment_id=1",  # found by fuzzing
+    )
+    for path in paths:
         assert error(api.get(path), 404)["error_code"] == "NOT_FOUND", path
 
 
