@@ -45,6 +45,7 @@ from imports.readers import FileError, ImportRecord
 from imports.runner import (
     _error_rows,
     _LostClaim,
+    applied_lines_note,
     execution_describe,
     execution_merge_mode,
     execution_reader,
@@ -306,10 +307,13 @@ def _finish_part(run: _PartRun, *, error: FileError | None = None) -> None:
             return
         failed = parts.exclude(error_code="").order_by("number").first()
         if failed is not None:
+            # Every part applied its lines before the error: up to the last line any part kept.
+            applied_up_to = max(part.checkpoint_line for part in parts)
+            message = failed.error_message
+            if applied_up_to:
+                message = f"{message}; {applied_lines_note(applied_up_to)}"
             execution.transition(
-                Execution.Status.FAILED,
-                error_code=failed.error_code,
-                error_message=failed.error_message,
+                Execution.Status.FAILED, error_code=failed.error_code, error_message=message
             )
         else:
             Execution.objects.filter(pk=execution.pk).update(total_lines=F("processed"))

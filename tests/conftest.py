@@ -25,11 +25,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _cache_cleared():
-    """Rate-limit counts (per token, failed authentications per address) start at zero."""
+def _cache_cleared(django_db_setup, django_db_blocker):
+    """Rate-limit counts (per token, failed authentications per address) start at zero. Without
+    CACHE_URL the cache is a table of the test database, cleared before the test's own
+    transaction begins."""
     from django.core.cache import cache
 
-    cache.clear()
+    with django_db_blocker.unblock():
+        cache.clear()
     yield
 
 

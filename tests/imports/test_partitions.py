@@ -200,13 +200,15 @@ def test_a_file_level_error_fails_the_execution_after_every_part_applied_its_lin
     settings.IMPORT_CHUNK_SIZE = 2
     rows = ["operation,compartment_id,user_account_id,$compartment_id,$user_account_id,n:int"]
     rows += [f"UPSERT,{CRM},c{i},{CRM},c{i},{i}" for i in range(11)]
-    content = ("\n".join(rows) + "\n").encode() + "UPSERT,1606,é,1606,é,2\n".encode("latin-1")
+    # An unclosed quote whose record runs past the line limit: the rest cannot be read.
+    unclosed = 'UPSERT,1606,u,1606,u,"' + ("a" * 999 + "\n") * 1_100
+    content = ("\n".join(rows) + "\n" + unclosed).encode()
     expected, _ = _clean_run(csv_import, content, name="p.csv")
     execution = upload(csv_import, content, name="p.csv")
     execution = _run_parts(execution, _split(execution, 2))
     clean = Execution.objects.exclude(pk=execution.pk).get(document_import=csv_import)
     assert clean.status == execution.status == Execution.Status.FAILED
-    assert clean.error_code == execution.error_code == "INVALID_ENCODING"
+    assert clean.error_code == execution.error_code == "LINE_TOO_LONG"
     assert execution.error_message == clean.error_message
     assert (snapshot(csv_import.datamart_id), errors_of(execution), execution.counters()) == (
         expected

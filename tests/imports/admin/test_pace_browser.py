@@ -158,5 +158,5 @@ def test_staff_cancel_a_running_import_after_confirming(
     )
     execution.refresh_from_db()
     assert execution.status == Execution.Status.CANCELED and execution.processed < 5000
-    assert "canceled after line" in page.locator("#execution-error").inner_text()
+    assert "canceled after line" in page.locator("#execution-error").inner_text().lower()
     screenshot(page, "pace-canceled-dark")
