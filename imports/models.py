@@ -30,6 +30,12 @@ class DocumentImport(models.Model):
     )
     mime_type = models.CharField(max_length=32, choices=MimeType.choices, default=MimeType.NDJSON)
     encoding = models.CharField(max_length=32, default="utf-8")
+    column_mapping = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="CSV/XLSX: source header → SPEC §3 column (imports.column_mapping); "
+        "null: the files use the SPEC §3 headers.",
+    )
     created_ts = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -113,6 +119,12 @@ class Execution(models.Model):
     heartbeat_ts = models.DateTimeField(null=True, blank=True)
     headers = models.JSONField(
         null=True, blank=True, help_text="CSV/XLSX: the header row, for the failed-lines file."
+    )
+    column_mapping = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The document import's column mapping when the file was uploaded: a resumed "
+        "run or a retry reads the file the same way.",
     )
     retry_of = models.ForeignKey(
         "self",

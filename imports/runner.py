@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from imports.column_mapping import MappingError, column_mapping_parse
 from imports.models import Execution, ExecutionError
 from imports.readers import (
     FileError,
@@ -55,6 +56,20 @@ def execution_merge_mode(execution: Execution) -> MergeMode:
     return choose_merge_mode(
         update_strategy=execution.default_update_strategy,
         merge_objects=execution.default_merge_objects,
+    )
+
+
+def execution_reader_options(execution: Execution) -> ReaderOptions:
+    """How an execution's file is read: its encoding, delimiter and column mapping (the one
+    the document import had at upload, so a resumed run or a retry reads it the same way)."""
+    try:
+        mapping = column_mapping_parse(execution.column_mapping)
+    except MappingError as problem:  # stored through the same check: only a hand-edited row
+        raise FileError("INVALID_COLUMN_MAPPING", problem.message) from None
+    return ReaderOptions(
+        encoding=execution.encoding or "utf-8",
+        delimiter=execution.delimiter or None,
+        column_mapping=mapping,
     )
 
 
@@ -302,10 +317,8 @@ def _run(run: _Run) -> None:
     execution.refresh_from_db()
     run.datamart = execution.datamart
     default_mode = execution_merge_mode(execution)
-    options = ReaderOptions(
-        encoding=execution.encoding or "utf-8", delimiter=execution.delimiter or None
-    )
     try:
+        options = execution_reader_options(execution)
         if not execution.file.name:
             raise FileError("UNREADABLE_FILE", "the execution has no file")
         reader = open_reader(execution.file.path, FileFormat(execution.file_format), options)

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from imports.column_mapping import ColumnMapping
 from imports.formats import FileFormat
 from profiles.commands import LineError, ProfileCommand
 
@@ -52,6 +53,8 @@ class ReaderOptions:
     max_xlsx_uncompressed_bytes: int = 500_000_000
     # Deflate tops out near 1:1000; real sheets compress 5 to 50 times.
     max_xlsx_compression_ratio: int = 500
+    # CSV/XLSX: the document import's headers → SPEC §3 columns; NDJSON/JSON do not read it.
+    column_mapping: ColumnMapping | None = None
 
 
 ImportRecord = ProfileCommand | LineError

@@ -161,7 +161,7 @@ class CsvReader(Reader):
                 raise FileError("INVALID_CSV", f"line 1: {problem}", line=1) from None
         if header is None:
             raise FileError("NO_HEADER", "the file is empty: expected a header line", line=1)
-        self.columns = columns_of_header(header)
+        self.columns = columns_of_header(header, options.column_mapping)
         self.headers = [column.header for column in self.columns]
         self._data_offset = source.offset
         self.position = source.offset
