@@ -181,9 +181,9 @@ class ProfileConfirmImportForm(forms.Form):
 
 
 TRANSFORM_LABELS = {
-    "sha256_email": "sha256_email: trim, lower-case, SHA-256",
-    "trim": "trim: drop outer spaces",
-    "lower": "lower: lower-case",
+    "sha256_email": "sha256_email (hash)",
+    "trim": "trim",
+    "lower": "lower",
 }
 
 
