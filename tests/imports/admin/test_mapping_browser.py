@@ -84,6 +84,8 @@ def test_staff_map_a_crm_export_and_the_next_file_reuses_the_mapping(
     # Staff adjust one target and ignore the free-text notes.
     target_of(page, "Opt-in").fill("newsletter.opt_in:bool")
     page.check('#column-mapping tr[data-header="Notes"] td.ignore input')
+    assert page.locator('#column-mapping tr[data-header="Notes"].ignored').count() == 1
+    screenshot(page, "admin-import-mapping-step-adjusted-light")
     page.click("#column-mapping-form input[type=submit]")
 
     page.wait_for_selector("#import-preview")

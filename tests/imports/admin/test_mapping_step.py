@@ -162,3 +162,18 @@ def test_the_document_import_page_edits_the_mapping_with_the_same_checks(importe
     assert good.status_code == 302
     document_import.refresh_from_db()
     assert document_import.column_mapping == {"A": "user_account_id"}
+
+
+def test_an_xlsx_crm_sheet_opens_the_step_with_its_typed_values_as_samples(importer_client):
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(HEADERS)
+    workbook.active.append([1234, "ann@example.com", "Ann", None, True, None])
+    content = io.BytesIO()
+    workbook.save(content)
+    page = upload(importer_client, content.getvalue(), name="crm.xlsx").content.decode()
+    assert 'id="column-mapping-step"' in page
+    assert ">1234<" in page and ">true<" in page
