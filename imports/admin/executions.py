@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
+from imports.admin.import_preview import mapping_rows
 from imports.admin.permissions import can_import
 from imports.models import DocumentImport, Execution
 from imports.services import (
@@ -220,6 +221,7 @@ class ExecutionAdmin(DatamartScopedAdmin):
                 (name, label, execution.counters()[name]) for name, label in COUNTER_LABELS
             ],
             "uploader": uploader(execution),
+            "column_mapping": mapping_rows(execution.column_mapping),
             "created": moment(execution.created_ts),
             "started": moment(execution.start_ts),
             "ended": moment(execution.end_ts),

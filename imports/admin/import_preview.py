@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.text import Truncator
 
-from imports.column_mapping import column_mapping_parse
+from imports.column_mapping import MappingError, column_mapping_parse
 from imports.formats import FileFormat
 from imports.preview import ImportPreview, import_preview
 from imports.readers import ReaderOptions
@@ -80,18 +80,24 @@ def upload_preview(*, staged: StagedUpload, options: dict[str, Any]) -> tuple[Im
 
 def upload_options_view(options: dict[str, Any]) -> dict[str, Any]:
     """A staged upload's options as the preview and the mapping step show them."""
-    mapping = column_mapping_parse(options.get("column_mapping"))
     return {
         "datamart": Datamart.objects.filter(pk=options["datamart_id"]).first(),
         "encoding": options["encoding"],
         "update_strategy": options["update_strategy"],
         "merge_objects": options["merge_objects"],
-        "column_mapping": [
-            (header, target.to, target.transform) for header, target in mapping.targets.items()
-        ]
-        if mapping
-        else [],
+        "column_mapping": mapping_rows(options.get("column_mapping")),
     }
+
+
+def mapping_rows(column_mapping: object) -> list[tuple[str, str | None, str | None]]:
+    """A stored mapping as (header, target or None, transform or None) rows, for a page."""
+    try:
+        mapping = column_mapping_parse(column_mapping)
+    except MappingError:  # stored through the same check: only a hand-edited row
+        return []
+    if mapping is None:
+        return []
+    return [(header, target.to, target.transform) for header, target in mapping.targets.items()]
 
 
 @dataclass(frozen=True)

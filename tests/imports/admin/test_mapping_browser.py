@@ -96,6 +96,8 @@ def test_staff_map_a_crm_export_and_the_next_file_reuses_the_mapping(
     screenshot(page, "admin-import-mapping-preview-light")
     confirm_and_wait(page)
 
+    assert "Opt-in → newsletter.opt_in:bool" in page.locator("#execution-mapping").inner_text()
+    screenshot(page, "admin-import-mapping-execution-light")
     execution = Execution.objects.get()
     assert (execution.status, execution.created, execution.failed) == ("SUCCEEDED", 3, 0)
     assert execution.worker == celery_worker.node_name
