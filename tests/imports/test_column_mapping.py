@@ -224,7 +224,10 @@ _cells = st.text(alphabet=string.ascii_letters + string.digits + " @.-", max_siz
 _flags = st.sampled_from(["", "true", "false", "yes", "0", "maybe"])
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Files are written and read: a loaded machine must not turn a slow example into a failure.
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     rows=st.lists(st.tuples(_cells, _cells, _cells, _flags, _cells), min_size=1, max_size=8),
     trimmed=st.booleans(),
@@ -297,7 +300,7 @@ def test_the_proposal_prefers_the_saved_mapping_and_matches_reserved_names_in_an
     assert mapping_proposal(["Email Hash"], None)["Email Hash"] == ColumnTarget("email_hash")
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(
         st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=20)
