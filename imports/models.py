@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from imports.formats import FileFormat, format_spec
+from imports.formats import FileFormat, format_of_document_mime_type, format_spec
 from profiles.models import ApiToken, Datamart, epoch_ms
 
 
@@ -33,16 +33,20 @@ class DocumentImport(models.Model):
     column_mapping = models.JSONField(
         null=True,
         blank=True,
-        help_text="CSV/XLSX: source header → SPEC §3 column (imports.column_mapping); "
-        "null: the files use the SPEC §3 headers.",
+        help_text="CSV/XLSX: each source header → a reserved column, a property path "
+        '(optionally typed, e.g. newsletter.opt_in:bool), null to ignore it, or {"to": …, '
+        '"transform": "sha256_email" | "trim" | "lower"}. Empty: the files use the import headers.',
     )
-    created_ts = models.DateTimeField(default=timezone.now, editable=False)
+    created_ts = models.DateTimeField("created", default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["datamart_id", "id"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.get_mime_type_display()})"
+        # "Back-office uploads (CSV)" names its format already; "CRM sync" gets "(CSV)".
+        file_format = format_of_document_mime_type(self.mime_type)
+        label = format_spec(file_format).label if file_format else self.mime_type
+        return self.name if f"({label})" in self.name else f"{self.name} ({label})"
 
 
 class Execution(models.Model):
@@ -90,9 +94,9 @@ class Execution(models.Model):
     api_token = models.ForeignKey(
         ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_ts = models.DateTimeField(default=timezone.now, editable=False)
-    start_ts = models.DateTimeField(null=True, blank=True)
-    end_ts = models.DateTimeField(null=True, blank=True)
+    created_ts = models.DateTimeField("uploaded", default=timezone.now, editable=False)
+    start_ts = models.DateTimeField("started", null=True, blank=True)
+    end_ts = models.DateTimeField("ended", null=True, blank=True)
 
     total_lines = models.BigIntegerField(
         null=True, blank=True, help_text="Known once read to the end."
@@ -116,7 +120,7 @@ class Execution(models.Model):
     # was replaced stops), and the time of its last committed chunk (a stale one may be taken over).
     worker = models.CharField(max_length=255, blank=True, help_text="Node name of its worker.")
     claim = models.CharField(max_length=32, blank=True, editable=False)
-    heartbeat_ts = models.DateTimeField(null=True, blank=True)
+    heartbeat_ts = models.DateTimeField("last heartbeat", null=True, blank=True)
     headers = models.JSONField(
         null=True, blank=True, help_text="CSV/XLSX: the header row, for the failed-lines file."
     )
@@ -256,9 +260,9 @@ class ExportJob(models.Model):
     )
     rows = models.BigIntegerField(null=True, blank=True, help_text="Profiles written.")
     file = models.FileField(upload_to="exports/%Y/%m/%d/", max_length=500, blank=True)
-    created_ts = models.DateTimeField(default=timezone.now, editable=False)
-    start_ts = models.DateTimeField(null=True, blank=True)
-    end_ts = models.DateTimeField(null=True, blank=True)
+    created_ts = models.DateTimeField("requested", default=timezone.now, editable=False)
+    start_ts = models.DateTimeField("started", null=True, blank=True)
+    end_ts = models.DateTimeField("ended", null=True, blank=True)
     error_message = models.TextField(blank=True)
 
     class Meta:

@@ -25,6 +25,7 @@ from profiles.history import ChangeSource
 from profiles.identifiers import AccountIdentifier
 from profiles.merge import MergeMode
 from profiles.models import Datamart, ProfileChange
+from profiles.wording import count_noun
 
 PREVIEW_DIFF_LINES = 20
 PREVIEW_ERRORS = 50
@@ -58,7 +59,8 @@ class ImportPreview:
 
 
 def _rule_two_warning(records: list[ImportRecord]) -> str:
-    """SPEC §2 rule 2: the line's account does not address the profile."""
+    """SPEC §2 rule 2 (worded for staff, who do not have SPEC): the line's account does not
+    address the profile."""
     lines = [
         record.line
         for record in records
@@ -73,11 +75,13 @@ def _rule_two_warning(records: list[ImportRecord]) -> str:
     if not lines:
         return ""
     shown = ", ".join(str(line) for line in lines[:10]) + (", …" if len(lines) > 10 else "")
+    one = len(lines) == 1
     return (
-        f"{len(lines)} lines are identified by an account but their user_profile names no "
-        "$compartment_id and/or $user_account_id (lines "
-        f"{shown}): they write the profile the user_profile names, in the default compartment "
-        "and/or anonymous, not the account's own profile (SPEC §2 rule 2). Add "
+        f"{count_noun(len(lines), 'line')} identified by an account "
+        f"{'names' if one else 'name'} no $compartment_id or $user_account_id in "
+        f"{'its' if one else 'their'} user_profile ({'line' if one else 'lines'} {shown}): "
+        f"{'it writes' if one else 'they write'} the profile the user_profile names (the default "
+        "compartment's, or an anonymous one), not the account's own profile. Add "
         "$compartment_id and $user_account_id to the user_profile to address the account's profile."
     )
 
@@ -152,7 +156,7 @@ def import_preview(
         preview.warnings.append(warning)
     if preview.truncated:
         preview.warnings.append(
-            f"the preview covers the first {preview.lines} lines; the file has more, "
+            f"the preview covers the first {count_noun(preview.lines, 'line')}; the file has more, "
             "applied only when the import runs"
         )
     if preview.file_error_code:

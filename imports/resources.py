@@ -111,7 +111,7 @@ class UserProfileResource(resources.Resource):
     profile_user_account_id = fields.Field(column_name="$user_account_id")
 
     class Meta:
-        name = "User profiles (SPEC §3 layout)"
+        name = "User profiles"
 
     @classmethod
     def get_display_name(cls) -> str:

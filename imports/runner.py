@@ -47,6 +47,7 @@ from profiles.engine import batch_prepare, batch_write, with_retries
 from profiles.history import ChangeSource
 from profiles.merge import MergeMode, choose_merge_mode
 from profiles.models import Datamart, ProfileChange
+from profiles.wording import count_noun
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,8 @@ def _canceled_message(checkpoint_line: int, processed: int) -> str:
     if not processed:
         return "canceled before any line was applied"
     return (
-        f"canceled after line {checkpoint_line}: {processed} lines were applied or reported, "
+        f"canceled after line {checkpoint_line}: {count_noun(processed, 'line')} applied or "
+        "reported, "
         "the lines after it were not applied"
     )
 
@@ -193,8 +195,8 @@ def _claim(execution_id: int, worker: str) -> _Run | None:
                 error_message=(
                     f"{execution.attempts} runs stopped (worker killed or lost) while applying "
                     f"the chunk that starts after line {execution.checkpoint_line} (line {first} "
-                    f"on): the execution stops there; {execution.processed} lines were applied "
-                    "or reported before it"
+                    f"on): the execution stops there; {count_noun(execution.processed, 'line')} "
+                    "applied or reported before it"
                 ),
             )
             return None

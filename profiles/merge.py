@@ -39,6 +39,24 @@ class MergeMode:
 
 DEFAULT_MERGE_MODE = MergeMode(Strategy.PARTIAL_UPDATE, merge_objects=True)
 
+# Each strategy as staff read it; the code follows in brackets (what files and the API name).
+STRATEGY_WORDS = {
+    Strategy.PARTIAL_UPDATE: "Update: the line's keys overwrite, the others stay",
+    Strategy.FORCE_REPLACE: "Replace: the properties become the line's",
+    Strategy.PARTIAL_DELETE: "Remove: the line's keys are removed",
+}
+
+
+def merge_mode_label(mode: MergeMode) -> str:
+    """The one wording of a strategy for people: `Update: … , nested objects merged deeply
+    (PARTIAL_UPDATE)`."""
+    words = STRATEGY_WORDS[mode.strategy]
+    if mode.strategy is Strategy.PARTIAL_UPDATE:
+        words += (
+            ", nested objects merged deeply" if mode.merge_objects else ", nested objects replaced"
+        )
+    return f"{words} ({mode.strategy.value})"
+
 
 class StrategyError(ProfileError):
     """A bad ``update_strategy``, ``force_replace`` or ``merge_objects`` value."""

@@ -81,7 +81,7 @@ class UserPoint(models.Model):
     # point id (this one, the identifiers', the profiles', the history's) instead of at random.
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="user_points")
-    creation_ts = models.DateTimeField(default=timezone.now, editable=False)
+    creation_ts = models.DateTimeField("created", default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["creation_ts", "id"]
@@ -147,8 +147,10 @@ class UserProfile(models.Model):
     compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="profiles")
     user_account_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL: anonymous, unlike any account id)
     properties = PropertiesField(default=dict, blank=True)
-    creation_ts = models.DateTimeField(default=timezone.now, editable=False)
-    last_modified_ts = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    creation_ts = models.DateTimeField("created", default=timezone.now, editable=False)
+    last_modified_ts = models.DateTimeField(
+        "last modified", default=timezone.now, editable=False, db_index=True
+    )
 
     class Meta:
         ordering = ["id"]
@@ -200,9 +202,9 @@ class ApiToken(models.Model):
     prefix = models.CharField(
         max_length=12, editable=False, help_text="First characters, to recognise it."
     )
-    created_ts = models.DateTimeField(default=timezone.now, editable=False)
-    last_used_ts = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_ts = models.DateTimeField(null=True, blank=True)
+    created_ts = models.DateTimeField("created", default=timezone.now, editable=False)
+    last_used_ts = models.DateTimeField("last used", null=True, blank=True, editable=False)
+    revoked_ts = models.DateTimeField("revoked", null=True, blank=True)
 
     class Meta:
         ordering = ["datamart_id", "name"]
@@ -246,10 +248,10 @@ class ProfileChange(models.Model):
         ERASED = "erased"
 
     class Source(models.TextChoices):
-        ADMIN = "admin"
-        API = "api"
-        IMPORT = "import"
-        SYSTEM = "system"
+        ADMIN = "admin", "Back-office"
+        API = "api", "API"
+        IMPORT = "import", "Import"
+        SYSTEM = "system", "System"
 
     # Every import writes a row per changed profile, so each index here slows imports: only the
     # lookups the pages and the deletions need are indexed (see Meta.indexes). The datamart and
@@ -272,7 +274,7 @@ class ProfileChange(models.Model):
     # The changed keys' values before the change (a key absent before is left out): a deleted
     # profile's whole properties, nothing for a created one. What "before → after" and a
     # revert read; erasing a person empties it.
-    previous_values = PropertiesField(default=dict, blank=True)
+    previous_values = PropertiesField("values before", default=dict, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -288,7 +290,7 @@ class ProfileChange(models.Model):
     # The import execution (imports app) that made the change; an id keeps the domain free of
     # imports. Not indexed: no page lists an execution's changes, and imports write it most.
     execution_id = models.BigIntegerField(null=True, blank=True)
-    ts = models.DateTimeField(default=timezone.now)
+    ts = models.DateTimeField("time", default=timezone.now)
 
     class Meta:
         ordering = ["-ts", "-id"]

@@ -18,11 +18,14 @@ class EstimatedCountPaginator(Paginator):
     - An unfiltered queryset on PostgreSQL: the table's `pg_class.reltuples` (kept by
       ANALYZE and autovacuum), no scan at all.
     - Otherwise `SELECT COUNT(*) FROM (SELECT … LIMIT COUNT_CAP + 1)`: bounded work. When the
-      cap is reached, PostgreSQL's planner estimate for the query (EXPLAIN) gives the number.
-    An estimated count lets any page number through, since the last page is not known exactly.
+      cap is reached, PostgreSQL's planner estimate for the query (EXPLAIN) gives the number;
+      elsewhere the count is only known to be more than COUNT_CAP (`count_label` says which).
+    The pages are those of the count: a number past the last page shows the last page, never
+    a page the list's page links do not lead to.
     """
 
-    is_estimate = False
+    is_estimate = False  # the count is PostgreSQL's estimate, or only a lower bound
+    is_lower_bound = False  # the count is COUNT_CAP + 1: more than COUNT_CAP rows
 
     @cached_property
     def count(self) -> int:
@@ -41,25 +44,27 @@ class EstimatedCountPaginator(Paginator):
         self.is_estimate = True
         if connection.vendor == "postgresql":
             return max(_plan_estimate(connection, queryset), capped)
+        self.is_lower_bound = True
         return capped
 
+    @property
+    def count_label(self) -> str:
+        """The count as staff should read it: exact, about (estimated), or more than the cap."""
+        count = self.count
+        if self.is_lower_bound:
+            return f"more than {COUNT_CAP:,}"
+        if self.is_estimate:
+            return f"about {count:,}"
+        return f"{count:,}"
+
     def validate_number(self, number):
-        if not self.is_estimate or self.count == 0:
-            return super().validate_number(number)
         try:
             number = int(number)
         except (TypeError, ValueError) as error:
             raise PageNotAnInteger("That page number is not an integer") from error
         if number < 1:
             raise EmptyPage("That page number is less than 1")
-        return number
-
-    def page(self, number):
-        number = self.validate_number(number)
-        if not self.is_estimate:
-            return super().page(number)
-        bottom = (number - 1) * self.per_page
-        return self._get_page(self.object_list[bottom : bottom + self.per_page], number, self)
+        return min(number, self.num_pages)
 
 
 def _table_estimate(connection, table: str) -> int | None:

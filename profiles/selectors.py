@@ -129,6 +129,44 @@ def user_point_changes(*, user_point: UserPoint) -> QuerySet[ProfileChange]:
     )
 
 
+def profile_change_values_after(*, change: ProfileChange) -> dict[str, Any]:
+    """The changed keys' values just after `change`, a key absent after it left out
+    (rules.md#history): a later change of the same profile that changed the key kept its value
+    before (absent from its `previous_values`: the key was absent); a key no later change
+    touched holds the profile's current value. A deletion leaves nothing after it.
+
+    The later changes are read through the user point's index, oldest first, until every
+    key is placed.
+    """
+    if change.action in (ProfileChange.Action.DELETED, ProfileChange.Action.ERASED):
+        return {}
+    pending = set(change.changed_keys)
+    after: dict[str, Any] = {}
+    later = (
+        ProfileChange.objects.filter(
+            user_point_id=change.user_point_id, profile_id=change.profile_id, id__gt=change.pk
+        )
+        .order_by("id")
+        .values_list("changed_keys", "previous_values")
+    )
+    for keys, previous in later.iterator(chunk_size=50):
+        for key in pending.intersection(keys):
+            if key in previous:
+                after[key] = previous[key]
+        pending.difference_update(keys)
+        if not pending:
+            return after
+    current = (
+        UserProfile.objects.filter(pk=change.profile_id, user_point_id=change.user_point_id)
+        .values_list("properties", flat=True)
+        .first()
+    )
+    for key in pending:
+        if current is not None and key in current:
+            after[key] = current[key]
+    return after
+
+
 def profile_get(
     *,
     datamart: Datamart,

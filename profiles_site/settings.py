@@ -63,7 +63,8 @@ WSGI_APPLICATION = "profiles_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # The site's own overrides of the admin's templates (before the apps' and Django's).
+        "DIRS": [BASE_DIR / "profiles_site" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -101,6 +102,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Times in the back-office read one way, to the second (profiles_site/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["profiles_site.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

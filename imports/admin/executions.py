@@ -13,6 +13,7 @@ from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpRespons
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from imports.admin.import_preview import mapping_rows
@@ -24,7 +25,7 @@ from imports.services import (
     execution_failed_lines,
     execution_retry,
 )
-from profiles.admin.display import moment
+from profiles.admin.display import moment, object_link
 from profiles.admin.scoping import (
     DatamartListFilter,
     DatamartScopedAdmin,
@@ -32,6 +33,7 @@ from profiles.admin.scoping import (
     scope_queryset,
     user_datamart_ids,
 )
+from profiles.merge import MergeMode, Strategy, merge_mode_label
 
 ERRORS_PER_PAGE = 50
 POLL_MILLISECONDS = 1000
@@ -68,6 +70,17 @@ def uploader(execution: Execution) -> str:
         return str(execution.created_by)
     if execution.api_token_id:
         return f"API token {execution.api_token}"
+    return "command line"
+
+
+def uploader_link(request, execution: Execution) -> str:
+    """Who uploaded, linked to their page (staff user, API token) for a viewer who may open it."""
+    if execution.created_by_id:
+        return object_link(request, execution.created_by)
+    if execution.api_token_id:
+        return object_link(
+            request, execution.api_token, format_html("API token “{}”", execution.api_token.name)
+        )
     return "command line"
 
 
@@ -166,7 +179,7 @@ class ExecutionAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Uploaded")
     def uploaded(self, obj):
-        return f"{obj.created_ts:%Y-%m-%d %H:%M:%S}"
+        return moment(obj.created_ts)
 
     @admin.display(description="Outcome")
     def outcome_column(self, obj):
@@ -220,7 +233,11 @@ class ExecutionAdmin(DatamartScopedAdmin):
             "counters": [
                 (name, label, execution.counters()[name]) for name, label in COUNTER_LABELS
             ],
-            "uploader": uploader(execution),
+            "uploader": uploader_link(request, execution),
+            "datamart_link": object_link(request, execution.datamart),
+            "document_import_link": object_link(
+                request, execution.document_import, execution.document_import.name
+            ),
             "column_mapping": mapping_rows(execution.column_mapping),
             "created": moment(execution.created_ts),
             "started": moment(execution.start_ts),
@@ -238,13 +255,10 @@ class ExecutionAdmin(DatamartScopedAdmin):
             "can_download": importer and execution.failed > 0,
             "retries": retries,
             "poll_milliseconds": POLL_MILLISECONDS,
-            "default_mode": (
-                f"{execution.default_update_strategy}"
-                + (
-                    ", merge_objects"
-                    if execution.default_update_strategy == "PARTIAL_UPDATE"
-                    and execution.default_merge_objects
-                    else ""
+            "default_mode": merge_mode_label(
+                MergeMode(
+                    Strategy(execution.default_update_strategy),
+                    merge_objects=execution.default_merge_objects,
                 )
             ),
         }
@@ -268,7 +282,10 @@ class ExecutionAdmin(DatamartScopedAdmin):
                 request, "Cancel requested: the import stops after the chunk it is applying."
             )
         else:
-            messages.info(request, f"The import had already finished: {execution.status}.")
+            messages.info(
+                request,
+                f"The import had already finished ({execution.get_status_display().lower()}).",
+            )
         return HttpResponseRedirect(reverse("admin:imports_execution_change", args=[execution.pk]))
 
     @method_decorator(require_POST)

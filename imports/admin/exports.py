@@ -8,7 +8,8 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from imports.admin.permissions import can_export
 from imports.formats import format_spec
@@ -29,6 +30,7 @@ class ExportJobAdmin(DatamartScopedAdmin):
         "requested",
         "status",
         "rows",
+        "download",
     )
     list_filter = (DatamartListFilter, "status")
     list_select_related = ("datamart", "created_by")
@@ -58,7 +60,17 @@ class ExportJobAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Requested")
     def requested(self, obj):
-        return f"{obj.created_ts:%Y-%m-%d %H:%M:%S}"
+        return moment(obj.created_ts)
+
+    @admin.display(description="File")
+    def download(self, obj):
+        if obj.status != ExportJob.Status.SUCCEEDED or not obj.file.name:
+            return "—"
+        return format_html(
+            '<a href="{}" class="export-download">Download ({})</a>',
+            reverse("admin:imports_exportjob_download", args=[obj.pk]),
+            obj.file_format,
+        )
 
     def get_urls(self):
         return [

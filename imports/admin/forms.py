@@ -21,13 +21,12 @@ from imports.formats import FileFormat, detect_format, extensions_help
 from imports.models import DocumentImport
 from imports.services import ImportRefused, column_mapping_checked
 from profiles.admin.scoping import ScopedModelForm, scope_queryset
-from profiles.merge import Strategy
+from profiles.merge import STRATEGY_WORDS, Strategy
 from profiles.models import Datamart
 
 STRATEGY_CHOICES = [
-    (Strategy.PARTIAL_UPDATE.value, "PARTIAL_UPDATE: the line's keys overwrite, others stay"),
-    (Strategy.FORCE_REPLACE.value, "FORCE_REPLACE: the properties become the line's"),
-    (Strategy.PARTIAL_DELETE.value, "PARTIAL_DELETE: the line's keys are removed"),
+    (strategy.value, f"{STRATEGY_WORDS[strategy]} ({strategy.value})")
+    for strategy in (Strategy.PARTIAL_UPDATE, Strategy.FORCE_REPLACE, Strategy.PARTIAL_DELETE)
 ]
 
 
@@ -104,7 +103,7 @@ class ProfileImportForm(ImportForm):
         required=False,
         initial=True,
         label="Merge objects deeply",
-        help_text="With PARTIAL_UPDATE: nested objects are merged key by key and arrays "
+        help_text="With Update: nested objects are merged key by key and arrays "
         "appended, instead of replaced.",
     )
     field_order = [

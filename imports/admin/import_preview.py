@@ -21,6 +21,7 @@ from profiles.engine import ProfileDiff
 from profiles.history import changed_keys
 from profiles.merge import choose_merge_mode
 from profiles.models import Datamart
+from profiles.wording import count_noun
 
 PREVIEW_COUNT_LABELS = (
     ("created", "Creates"),
@@ -149,12 +150,12 @@ def preview_context(preview: ImportPreview, staged: StagedUpload, file_format: F
     if preview.truncated:
         total = estimated_lines(staged.path, file_format)
         coverage = (
-            f"The preview covers the first {preview.lines:,} lines of about {total:,}."
+            f"The preview covers the first {count_noun(preview.lines, 'line')} of about {total:,}."
             if total and total > preview.lines
-            else f"The preview covers the first {preview.lines:,} lines; the file has more."
+            else f"The preview covers the first {count_noun(preview.lines, 'line')}; the file has more."
         )
     else:
-        coverage = f"The preview covers the whole file: {preview.lines:,} lines."
+        coverage = f"The preview covers the whole file: {count_noun(preview.lines, 'line')}."
     # The service says "the preview covers the first N lines" too; ours adds the file's size.
     warnings = [coverage] + [
         warning

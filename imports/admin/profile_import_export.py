@@ -67,7 +67,7 @@ from profiles.admin.scoping import (
     user_datamart_ids,
 )
 from profiles.admin.user_profiles import PropertyListFilter, UserProfileAdmin
-from profiles.merge import choose_merge_mode
+from profiles.merge import choose_merge_mode, merge_mode_label
 from profiles.models import Datamart, UserProfile
 from profiles.selectors import ORDERING_PARAMETER, PROFILE_LIST_ORDERING
 
@@ -214,6 +214,11 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
         context = preview_context(preview, staged, FileFormat(options["file_format"]))
         context["confirm_form"] = ProfileConfirmImportForm(initial={"token": staged.token})
         context["upload_options"] = upload_options_view(options)
+        context["default_mode"] = merge_mode_label(
+            choose_merge_mode(
+                update_strategy=options["update_strategy"], merge_objects=options["merge_objects"]
+            )
+        )
         return context
 
     def import_mapping_view(self, request):

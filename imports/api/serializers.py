@@ -75,10 +75,10 @@ class DocumentImportSerializer(StrictSerializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text="CSV/XLSX only: each source header → its SPEC §3 column, a property path with "
+        help_text="CSV/XLSX only: each source header → a reserved column, a property path with "
         'an optional type, null to ignore it, or {"to": target, "transform": "sha256_email" | '
         '"trim" | "lower"}. A file header it does not name fails the execution before anything '
-        "is written. null: the files use SPEC §3's headers.",
+        "is written. null: the files use the import headers (reserved columns, property paths).",
     )
     created_ts = serializers.SerializerMethodField(help_text="Creation time, epoch milliseconds.")
 

@@ -22,3 +22,5 @@ from profiles.admin import (  # noqa: F401  (each module registers its admin)
 admin.site.site_header = "Profiles back-office"
 admin.site.site_title = "Profiles"
 admin.site.index_title = "Datamarts, user points and profiles"
+# "View site" opens the API root (the user links also name the API docs: admin/base_site.html).
+admin.site.site_url = "/api/v1/"

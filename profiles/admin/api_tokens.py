@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 
+from profiles.admin.display import moment
 from profiles.admin.forms import ApiTokenAddForm
 from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin
 from profiles.models import ApiToken
 from profiles.services import api_token_create, api_token_rename, api_token_revoke
+from profiles.wording import count_noun
 
 
 @admin.register(ApiToken)
@@ -41,7 +44,7 @@ class ApiTokenAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Status")
     def status(self, obj):
-        return "active" if obj.is_active else f"revoked {obj.revoked_ts:%Y-%m-%d %H:%M} UTC"
+        return "active" if obj.is_active else format_html("revoked {}", moment(obj.revoked_ts))
 
     def has_delete_permission(self, request, obj=None):
         # Revoke instead: the history keeps naming the token that made a change.
@@ -83,4 +86,4 @@ class ApiTokenAdmin(DatamartScopedAdmin):
         for token in queryset.filter(revoked_ts__isnull=True):
             api_token_revoke(token=token)
             revoked += 1
-        self.message_user(request, f"{revoked} token(s) revoked.", messages.SUCCESS)
+        self.message_user(request, f"{count_noun(revoked, 'token')} revoked.", messages.SUCCESS)

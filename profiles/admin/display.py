@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib import admin
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from profiles.models import UserProfile, epoch_ms
@@ -12,11 +17,42 @@ from profiles.models import UserProfile, epoch_ms
 SUMMARY_KEYS = 3
 
 
-def moment(value) -> str:
-    """A timestamp as staff read it, with the epoch milliseconds clients see."""
+def object_link(request, obj, label: Any = None) -> SafeString | str:
+    """`label` (the object's name by default) linked to the object's admin page when the
+    viewer may open it (its admin's own permission), else the plain label."""
+    label = str(obj) if label is None else label
+    try:
+        model_admin = admin.site.get_model_admin(type(obj))
+    except admin.sites.NotRegistered:
+        return label
+    if not model_admin.has_view_or_change_permission(request, obj):
+        return label
+    opts = obj._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, label)
+
+
+# The one format of a time in the back-office: to the second, with its time zone.
+MOMENT_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+
+
+def moment_text(value) -> str:
+    """A timestamp as staff read it, in the active time zone: `2026-12-02 14:03:07 UTC`."""
     if value is None:
         return "—"
-    return f"{value:%Y-%m-%d %H:%M:%S} UTC ({epoch_ms(value)})"
+    return f"{timezone.localtime(value):{MOMENT_FORMAT}}"
+
+
+def moment(value) -> SafeString | str:
+    """A timestamp as staff read it, the epoch milliseconds clients see in its tooltip."""
+    if value is None:
+        return "—"
+    return format_html(
+        '<time datetime="{}" title="{} ms since the epoch (as the API gives it)">{}</time>',
+        value.isoformat(),
+        epoch_ms(value),
+        moment_text(value),
+    )
 
 
 def short_json(value: Any, width: int = 60) -> str:

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django_json_widget.widgets import JSONEditorWidget
 
+from profiles.admin.display import moment_text
 from profiles.admin.scoping import ScopedModelForm
 from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
@@ -115,7 +116,7 @@ class ProfileChangeForm(ScopedModelForm):
             raise ValidationError(
                 STALE_MESSAGE.format(
                     who=change_author(last),
-                    when=f"{self.instance.last_modified_ts:%Y-%m-%d %H:%M:%S} UTC",
+                    when=moment_text(self.instance.last_modified_ts),
                 ),
                 code="STALE_PROFILE",
             )

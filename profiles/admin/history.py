@@ -1,21 +1,29 @@
-"""The history of profile changes: the "Profile changes" list, and the history tables of a
-profile's and a user point's pages (when, source, who, action, changed keys)."""
+"""The history of profile changes: the "Profile changes" list, a change's own page (each
+changed key before → after), and the history of a profile's and a user point's pages, which
+their HISTORY button opens in full (`ChangeHistoryMixin`). Each change links to what made it:
+the import execution, the staff user, the API token."""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from profiles.admin.forms import change_author
+from profiles.admin.change_diff import key_changes
+from profiles.admin.counted_lists import EstimatedCountListMixin
+from profiles.admin.display import moment, moment_text, object_link
 from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin, visible_datamart_ids
-from profiles.models import ProfileChange, UserProfile
-from profiles.paginators import EstimatedCountPaginator
-from profiles.selectors import own_account_q, point_ids_matching
+from profiles.models import ProfileChange, UserPoint, UserProfile
+from profiles.selectors import own_account_q, point_ids_matching, profile_change_values_after
 
-HISTORY_ROWS = 50
-SOURCE_LABELS = {"admin": "Back-office", "api": "API", "import": "Import", "system": "System"}
+HISTORY_ROWS = 50  # on a profile's or point's page; its HISTORY button pages through all
+HISTORY_PAGE_ROWS = 100
 
 
 def execution_url(execution_id: int) -> str:
@@ -27,17 +35,41 @@ def execution_url(execution_id: int) -> str:
 
 
 def source_label(change: ProfileChange) -> str:
-    return SOURCE_LABELS.get(change.source, change.source)
+    return change.get_source_display()
 
 
-def change_who(change: ProfileChange) -> str:
-    if change.execution_id is not None and change.user is None and change.api_token is None:
-        return format_html(
-            '<a href="{}">import execution {}</a>',
-            execution_url(change.execution_id),
-            change.execution_id,
+def change_origin(change: ProfileChange, *, request) -> SafeString | str:
+    """What made the change, each part linked to its page (for a viewer who may open it): the
+    import execution, the staff user, the API token."""
+    parts = []
+    if change.execution_id is not None:
+        parts.append(
+            format_html(
+                '<a href="{}">import execution #{}</a>',
+                execution_url(change.execution_id),
+                change.execution_id,
+            )
         )
-    return change_author(change)
+    if change.user is not None:
+        name = object_link(request, change.user, change.user.get_username())
+        parts.append(format_html("by {}", name) if parts else name)
+    if change.api_token is not None:
+        label = object_link(
+            request, change.api_token, format_html("API token “{}”", change.api_token.name)
+        )
+        parts.append(format_html("with {}", label) if parts else label)
+    if not parts:
+        return change.get_source_display().lower()
+    return format_html_join(" ", "{}", ((part,) for part in parts))
+
+
+def change_link(change: ProfileChange) -> SafeString:
+    """The change's time, linked to its page (its values before → after)."""
+    return format_html(
+        '<a href="{}" class="change-link">{}</a>',
+        reverse("admin:profiles_profilechange_change", args=[change.pk]),
+        moment(change.ts),
+    )
 
 
 def profile_cell(change: ProfileChange) -> str:
@@ -54,27 +86,24 @@ def profile_cell(change: ProfileChange) -> str:
     )
 
 
-def history_table(changes: list[ProfileChange], *, with_profile: bool = False) -> str:
+def keys_cell(change: ProfileChange) -> str:
+    return Truncator(", ".join(change.changed_keys)).chars(80) or "—"
+
+
+def history_table(changes: list[ProfileChange], *, request, with_profile: bool = False) -> str:
     if not changes:
         return "No recorded change yet."
-    head = [
-        "Time",
-        *(["Profile"] if with_profile else []),
-        "Source",
-        "Who",
-        "Action",
-        "Changed keys",
-    ]
+    head = ["Time", *(["Profile"] if with_profile else []), "Source", "Made by", "Action", "Keys"]
     rows = []
     for change in changes:
-        cells = [f"{change.ts:%Y-%m-%d %H:%M:%S} UTC"]
+        cells = [change_link(change)]
         if with_profile:
             cells.append(profile_cell(change))
         cells += [
             source_label(change),
-            change_who(change),
+            change_origin(change, request=request),
             change.get_action_display(),
-            ", ".join(change.changed_keys) or "—",
+            keys_cell(change),
         ]
         rows.append(format_html_join("", "<td>{}</td>", ((cell,) for cell in cells)))
     return format_html(
@@ -84,9 +113,51 @@ def history_table(changes: list[ProfileChange], *, with_profile: bool = False) -
     )
 
 
+class ChangeHistoryMixin:
+    """A page whose object has a recorded history (a profile, a user point): its change page
+    shows the latest changes, and Django's HISTORY button opens all of them, paged, instead of
+    Django's own log of admin edits (which would miss the API's and the imports' changes)."""
+
+    history_with_profile = False
+
+    def recorded_changes(self, obj) -> QuerySet[ProfileChange]:
+        raise NotImplementedError
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            changes = list(self.recorded_changes(obj)[: HISTORY_ROWS + 1])
+            context["profile_history"] = history_table(
+                changes[:HISTORY_ROWS], request=request, with_profile=self.history_with_profile
+            )
+            context["profile_history_more"] = len(changes) > HISTORY_ROWS
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, unquote(object_id))  # 404 outside the user's datamarts
+        if not self.has_view_or_change_permission(request, obj):
+            return super().history_view(request, object_id, extra_context)  # Django's refusal
+        paginator = Paginator(self.recorded_changes(obj), HISTORY_PAGE_ROWS)
+        page = paginator.get_page(request.GET.get("p"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History of {self.opts.verbose_name} {obj}",
+            "subtitle": None,
+            "opts": self.opts,
+            "object": obj,
+            "page": page,
+            "history": history_table(
+                list(page.object_list),
+                request=request,
+                with_profile=self.history_with_profile,
+            ),
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/profiles/history.html", context)
+
+
 @admin.register(ProfileChange)
-class ProfileChangeAdmin(DatamartScopedAdmin):
-    list_display = ("ts", "profile_link", "action", "source_column", "who", "keys")
+class ProfileChangeAdmin(EstimatedCountListMixin, DatamartScopedAdmin):
     list_filter = (DatamartListFilter, "source", "action")
     list_select_related = ("user", "api_token")
     # The id follows time and is indexed; sorting by `ts` would sort the whole history.
@@ -94,9 +165,16 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
     sortable_by = ()
     search_fields = ("=user_account_id",)
     search_help_text = "Exact account id, email hash, user agent id or user point id."
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
+
+    def get_list_display(self, request):
+        @admin.display(description="Made by")
+        def made_by(obj):
+            return change_origin(obj, request=request)
+
+        return ("time", "profile_link", "action", "source_column", made_by, "keys")
+
+    def get_list_display_links(self, request, list_display):
+        return None  # the time links to the change's page itself
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -113,6 +191,10 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
         )
         return queryset.filter(user_point_id__in=point_ids), False
 
+    @admin.display(description="Time")
+    def time(self, obj):
+        return change_link(obj)
+
     @admin.display(description="Profile")
     def profile_link(self, obj):
         return profile_cell(obj)
@@ -121,13 +203,37 @@ class ProfileChangeAdmin(DatamartScopedAdmin):
     def source_column(self, obj):
         return source_label(obj)
 
-    @admin.display(description="Who")
-    def who(self, obj):
-        return change_who(obj)
-
-    @admin.display(description="Changed keys")
+    @admin.display(description="Keys")
     def keys(self, obj):
-        return Truncator(", ".join(obj.changed_keys)).chars(80) or "—"
+        return keys_cell(obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        change = self.get_object(request, unquote(object_id))  # 404 outside the datamarts
+        if not self.has_view_permission(request, change):
+            return super().change_view(request, object_id, form_url, extra_context)
+        before = change.previous_values if isinstance(change.previous_values, dict) else {}
+        point_exists = UserPoint.objects.filter(pk=change.user_point_id).exists()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Profile {change.get_action_display().lower()}, {moment_text(change.ts)}",
+            "subtitle": None,
+            "opts": self.opts,
+            "change": change,
+            "time": moment(change.ts),
+            "profile": profile_cell(change),
+            "point_url": reverse("admin:profiles_userpoint_change", args=[change.user_point_id])
+            if point_exists
+            else None,
+            "source": source_label(change),
+            "origin": change_origin(change, request=request),
+            "key_changes": key_changes(
+                keys=change.changed_keys,
+                before=before,
+                after=profile_change_values_after(change=change),
+            ),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/profiles/profilechange/change_form.html", context)
 
     def has_add_permission(self, request):
         return False

@@ -8,9 +8,10 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.utils.text import Truncator
 
+from profiles.admin.counted_lists import EstimatedCountListMixin
 from profiles.admin.display import properties_summary
 from profiles.admin.forms import UserPointForm
-from profiles.admin.history import HISTORY_ROWS, history_table
+from profiles.admin.history import ChangeHistoryMixin
 from profiles.admin.scoping import (
     DatamartListFilter,
     DatamartScopedAdmin,
@@ -20,14 +21,14 @@ from profiles.admin.scoping import (
 from profiles.errors import ProfileError
 from profiles.history import ChangeSource
 from profiles.models import ProfileChange, UserAccount, UserAgent, UserEmail, UserPoint, UserProfile
-from profiles.paginators import EstimatedCountPaginator
-from profiles.selectors import point_ids_matching
+from profiles.selectors import point_ids_matching, user_point_changes
 from profiles.services import (
     identifier_attach,
     user_point_create,
     user_point_delete,
     user_point_erase,
 )
+from profiles.wording import count_noun
 
 
 class AccountInline(ReadOnlyInline):
@@ -66,7 +67,7 @@ class ProfileInline(ReadOnlyInline):
 
 
 @admin.register(UserPoint)
-class UserPointAdmin(DatamartScopedAdmin):
+class UserPointAdmin(ChangeHistoryMixin, EstimatedCountListMixin, DatamartScopedAdmin):
     form = UserPointForm
     list_display = ("id", "datamart", "identifiers", "creation_ts")
     list_filter = (DatamartListFilter,)
@@ -76,9 +77,6 @@ class UserPointAdmin(DatamartScopedAdmin):
     sortable_by = ()
     search_fields = ("=id",)
     search_help_text = "Exact account id, email hash, user agent id or user point id."
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
     inlines = (AccountInline, EmailInline, AgentInline, ProfileInline)
     change_form_template = "admin/profiles/userpoint/change_form.html"
     actions = ("erase_points",)
@@ -121,11 +119,6 @@ class UserPointAdmin(DatamartScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("id", "datamart", "creation_ts") if obj else ()
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            context["profile_history"] = self.history(obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
     @admin.display(description="Identifiers")
     def identifiers(self, obj):
         labels = [
@@ -136,14 +129,10 @@ class UserPointAdmin(DatamartScopedAdmin):
         labels += [f"agent {agent.user_agent_id}" for agent in obj.agents.all()]
         return Truncator(", ".join(labels)).chars(90) or "—"
 
-    @admin.display(description="History")
-    def history(self, obj):
-        changes = list(
-            ProfileChange.objects.filter(user_point_id=obj.pk).select_related("user", "api_token")[
-                :HISTORY_ROWS
-            ]
-        )
-        return history_table(changes, with_profile=True)
+    history_with_profile = True
+
+    def recorded_changes(self, obj):
+        return user_point_changes(user_point=obj)
 
     def save_form(self, request, form, change):
         if change:
@@ -194,5 +183,5 @@ class UserPointAdmin(DatamartScopedAdmin):
             except ProfileError:
                 continue  # erased by someone else meanwhile
             erased += 1
-        self.message_user(request, f"Erased {erased} user point(s).", messages.SUCCESS)
+        self.message_user(request, f"Erased {count_noun(erased, 'user point')}.", messages.SUCCESS)
         return None

@@ -21,16 +21,16 @@ from datetime import datetime
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
+from profiles.admin.counted_lists import EstimatedCountChangeList, EstimatedCountListMixin
 from profiles.admin.display import moment, properties_summary, short_json, value_at
 from profiles.admin.forms import ProfileAddForm, ProfileChangeForm
-from profiles.admin.history import HISTORY_ROWS, history_table
+from profiles.admin.history import ChangeHistoryMixin
 from profiles.admin.scoping import (
     CompartmentListFilter,
     DatamartListFilter,
@@ -42,7 +42,6 @@ from profiles.history import ChangeSource
 from profiles.identifiers import AccountIdentifier
 from profiles.merge import MergeMode, Strategy
 from profiles.models import ProfileChange, UserProfile
-from profiles.paginators import EstimatedCountPaginator
 from profiles.permissions import EXPORT_PROFILES, IMPORT_PROFILES
 from profiles.selectors import (
     PROFILE_LIST_FILTER_PARAMETERS,
@@ -121,7 +120,7 @@ class ModifiedListFilter(ShownFilter, admin.DateFieldListFilter):
         self.title = "last modified"
 
 
-class ProfileChangeList(ChangeList):
+class ProfileChangeList(EstimatedCountChangeList):
     """The list's rows are the selector's; Django then orders and pages them."""
 
     def get_queryset(self, request, exclude_parameters=None):
@@ -142,7 +141,7 @@ def property_column(path: str):
     return column
 
 
-class UserProfileAdmin(DatamartScopedAdmin):
+class UserProfileAdmin(ChangeHistoryMixin, EstimatedCountListMixin, DatamartScopedAdmin):
     list_display = ("profile", "compartment", "account", "properties_column", "modified")
     list_display_links = ("profile",)
     list_filter = (
@@ -160,9 +159,6 @@ class UserProfileAdmin(DatamartScopedAdmin):
         "Exact account id, email hash, user agent id or user point id (no partial matches)."
     )
     list_per_page = 50
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
     change_list_template = "admin/profiles/userprofile/change_list.html"
     change_form_template = "admin/profiles/userprofile/change_form.html"
     bulk_delete_hint = "delete that many with an import of DELETE commands instead"
@@ -244,7 +240,7 @@ class UserProfileAdmin(DatamartScopedAdmin):
 
     @admin.display(description="Last modified", ordering="last_modified_ts")
     def modified(self, obj):
-        return f"{obj.last_modified_ts:%Y-%m-%d %H:%M:%S}"
+        return moment(obj.last_modified_ts)
 
     # -- the change page
 
@@ -272,7 +268,6 @@ class UserProfileAdmin(DatamartScopedAdmin):
                 },
             ),
             ("Custom properties", {"fields": ("properties", "loaded_last_modified_ts")}),
-            ("History", {"fields": ("history",)}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -284,7 +279,6 @@ class UserProfileAdmin(DatamartScopedAdmin):
             "account_display",
             "creation_display",
             "last_modified_display",
-            "history",
         )
 
     @admin.display(description="User point")
@@ -311,10 +305,8 @@ class UserProfileAdmin(DatamartScopedAdmin):
     def last_modified_display(self, obj):
         return moment(obj.last_modified_ts)
 
-    @admin.display(description="Changes, newest first")
-    def history(self, obj):
-        changes = list(profile_changes(profile=obj)[:HISTORY_ROWS])
-        return history_table(changes)
+    def recorded_changes(self, obj):
+        return profile_changes(profile=obj)
 
     # -- writes, through the services
 

@@ -15,7 +15,7 @@ ERROR = ErrorSerializer
 # --- the profile object -----------------------------------------------------------------------
 
 _PROFILE_DESCRIPTION = (
-    "A profile object (SPEC §1). The `$` keys are the system's; every other key is a custom "
+    "A profile object. The `$` keys are the system's; every other key is a custom "
     "property (any JSON value). A custom key starting with `$` is refused (RESERVED_KEY)."
 )
 

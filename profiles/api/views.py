@@ -320,7 +320,7 @@ class ProfileView(DatamartView):
     @extend_schema(
         operation_id="profile_update",
         summary="Update a profile (PARTIAL_UPDATE deep merge, or PARTIAL_DELETE)",
-        description="Deep merge by default (SPEC §2); `?update_strategy=PARTIAL_DELETE` removes "
+        description="Deep merge by default; `?update_strategy=PARTIAL_DELETE` removes "
         "what the body names; `?merge_objects=false` makes the update shallow. A PARTIAL_DELETE "
         "of a missing profile answers 404 and creates nothing.",
         parameters=[

@@ -224,7 +224,10 @@ def test_preview_counts_diffs_and_warns_without_writing_anything(
         "created",
     ]
     assert preview.diffs[-1].user_account_id is None and preview.diffs[-1].compartment_id == 1
-    assert any("rule 2" in warning and "7" in warning for warning in preview.warnings)
+    assert any(
+        "not the account's own profile" in warning and "7" in warning
+        for warning in preview.warnings
+    )
 
 
 def test_preview_of_a_large_file_says_it_covers_only_the_first_lines(document_import, tmp_path):

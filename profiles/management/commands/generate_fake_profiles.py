@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from profiles.fake_profiles import fake_profiles_generate
 from profiles.models import Datamart
+from profiles.wording import count_noun
 
 
 class Command(BaseCommand):
@@ -34,6 +35,6 @@ class Command(BaseCommand):
             datamart=found, count=count, batch=batch, tag=tag, progress=progress
         )
         self.stdout.write(
-            f"created {run.created} profiles in datamart {found.id} in "
+            f"created {count_noun(run.created, 'profile')} in datamart {found.id} in "
             f"{time.monotonic() - started:.1f} s; account ids look like {run.account_id(0)}"
         )

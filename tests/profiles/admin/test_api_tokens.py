@@ -31,7 +31,7 @@ def test_revoking_tokens_from_the_list(datamart, alice, login):
     response = login(alice).post(
         TOKENS, {"action": "revoke_tokens", "_selected_action": [token.pk]}, follow=True
     )
-    assert "1 token(s) revoked." in response.content.decode()
+    assert "1 token revoked." in response.content.decode()
     token.refresh_from_db()
     assert not token.is_active
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -55,17 +56,104 @@ def test_profile_page_lists_changes_newest_first_with_their_source(edited_profil
     page = login(alice).get(f"/admin/profiles/userprofile/{edited_profile.pk}/change/")
     rows = history_rows(page.content.decode())
     assert [row[1:] for row in rows] == [
-        ["Import", "import execution 4711", "Updated", "nl"],
+        ["Import", "import execution #4711", "Updated", "nl"],
         ["API", "API token “crm-sync”", "Updated", "city"],
         ["Back-office", "alice", "Updated", "gender"],
         ["System", "system", "Created", "firstname"],
     ]
-    assert all(row[0].endswith("UTC") for row in rows)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", row[0]) for row in rows)
 
 
 def test_a_change_made_by_an_import_links_to_its_execution(edited_profile, alice, login):
     page = login(alice).get(f"/admin/profiles/userprofile/{edited_profile.pk}/change/")
     assert 'href="/admin/imports/execution/4711/change/"' in page.content.decode()
+
+
+def test_each_change_links_to_its_execution_staff_user_and_api_token(
+    edited_profile, alice, django_user_model, login
+):
+    """An import a staff member uploaded names both; a token links to its page, a user to
+    theirs for whoever may open users."""
+    token = ProfileChange.objects.get(profile_id=edited_profile.pk, source="api").api_token
+    profile_upsert(
+        user_point=edited_profile.user_point,
+        compartment=edited_profile.compartment,
+        user_account_id="c1",
+        properties={"age": 41},
+        mode=DEFAULT_MERGE_MODE,
+        source=ChangeSource(kind="import", execution_id=12, user_id=alice.pk),
+    )
+    url = f"/admin/profiles/userprofile/{edited_profile.pk}/change/"
+    rows = history_rows(login(alice).get(url).content.decode())
+    assert rows[0][1:3] == ["Import", "import execution #12 by alice"]
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    page = login(root).get(url).content.decode()
+    assert f'href="/admin/auth/user/{alice.pk}/change/">alice</a>' in page
+    assert f'href="/admin/profiles/apitoken/{token.pk}/change/">API token “crm-sync”</a>' in page
+    for change in ProfileChange.objects.filter(profile_id=edited_profile.pk):
+        assert f'href="/admin/profiles/profilechange/{change.pk}/change/"' in page
+
+
+def diff_rows(page: str) -> list[list[str]]:
+    table = page[page.index('id="change-diff"') :]
+    table = table[: table.index("</table>")]
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
+        if "<td" in row
+    ]
+
+
+def test_a_changes_page_shows_each_key_before_and_after(edited_profile, alice, login):
+    profile_upsert(
+        user_point=edited_profile.user_point,
+        compartment=edited_profile.compartment,
+        user_account_id="c1",
+        properties={"nl": {"on": False}, "gender": None},
+        mode=DEFAULT_MERGE_MODE,
+        source=ChangeSource(kind="import", execution_id=4711),
+    )
+    changes = list(ProfileChange.objects.filter(profile_id=edited_profile.pk).order_by("id"))
+    client = login(alice)
+    created = client.get(f"/admin/profiles/profilechange/{changes[0].pk}/change/")
+    assert created.status_code == 200
+    assert diff_rows(created.content.decode()) == [["firstname", "(absent)", '"David"']]
+    nl_added = client.get(f"/admin/profiles/profilechange/{changes[3].pk}/change/").content.decode()
+    # the value after is the next change's value before, not the profile's current one
+    assert diff_rows(nl_added) == [["nl", "(absent)", '{  "on": true}']]
+    assert 'href="/admin/imports/execution/4711/change/"' in nl_added
+    last = client.get(f"/admin/profiles/profilechange/{changes[4].pk}/change/").content.decode()
+    assert diff_rows(last) == [
+        ["gender", "1", "null"],
+        ["nl", '{  "on": true}', '{  "on": false}'],
+    ]
+    assert '<span class="line changed">  &quot;on&quot;: false</span>' in last
+    assert "Previous values" not in last  # not Django's dump of the model
+
+
+def test_a_change_of_another_datamart_answers_404(edited_profile, bob, login):
+    change = ProfileChange.objects.filter(profile_id=edited_profile.pk).first()
+    assert login(bob).get(f"/admin/profiles/profilechange/{change.pk}/change/").status_code == 404
+
+
+def test_the_history_button_opens_the_recorded_history(edited_profile, alice, login):
+    client = login(alice)
+    page = client.get(f"/admin/profiles/userprofile/{edited_profile.pk}/change/").content.decode()
+    history_url = f"/admin/profiles/userprofile/{edited_profile.pk}/history/"
+    assert f'href="{history_url}"' in page
+    history = client.get(history_url).content.decode()
+    assert "4 recorded changes" in history
+    assert [row[1:] for row in history_rows(history)][0] == [
+        "Import",
+        "import execution #4711",
+        "Updated",
+        "nl",
+    ]
+    point = client.get(f"/admin/profiles/userpoint/{edited_profile.user_point_id}/history/")
+    assert len(history_rows(point.content.decode())) == 4
 
 
 def test_point_page_shows_the_history_of_all_its_profiles(
@@ -93,7 +181,9 @@ def test_history_list_is_read_only(edited_profile, alice, login):
     assert not listing.context["has_add_permission"]
     page = client.get(f"/admin/profiles/profilechange/{change.pk}/change/")
     assert page.status_code == 200
-    assert not page.context["has_change_permission"]
+    assert 'name="_save"' not in page.content.decode()
+    assert client.post(f"/admin/profiles/profilechange/{change.pk}/change/").status_code == 200
+    assert ProfileChange.objects.get(pk=change.pk).changed_keys == change.changed_keys
     assert client.post(f"/admin/profiles/profilechange/{change.pk}/delete/").status_code == 403
 
 

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from profiles import paginators
+from profiles.admin.user_profiles import UserProfileAdmin
 from profiles.fake_profiles import fake_profiles_generate
 from profiles.models import UserProfile
 from profiles.paginators import EstimatedCountPaginator
@@ -30,7 +31,9 @@ def test_a_small_result_is_counted_exactly(many):
     assert (paginator.count, paginator.is_estimate, paginator.num_pages) == (30, False, 3)
 
 
-def test_beyond_the_cap_the_count_is_bounded_and_deep_pages_still_open(many, monkeypatch):
+def test_beyond_the_cap_the_count_is_bounded_and_a_page_past_the_last_shows_the_last(
+    many, monkeypatch
+):
     monkeypatch.setattr(paginators, "COUNT_CAP", 12)
     paginator = EstimatedCountPaginator(
         UserProfile.objects.filter(datamart_id=1).order_by("id"), 10
@@ -39,15 +42,46 @@ def test_beyond_the_cap_the_count_is_bounded_and_deep_pages_still_open(many, mon
         assert paginator.count >= 13
     assert paginator.is_estimate
     assert all("LIMIT" in sql.upper() for sql in count_queries(captured))
-    assert len(paginator.page(3).object_list) == 10
-    assert len(paginator.page(9).object_list) == 0  # past the end: empty, not an error
+    assert len(paginator.page(1).object_list) == 10
+    last = paginator.page(500)
+    assert last.number == paginator.num_pages
+    if connection.vendor == "sqlite":
+        assert (paginator.count_label, paginator.num_pages) == ("more than 12", 2)
+        assert [profile.pk for profile in last.object_list] == list(
+            UserProfile.objects.order_by("id").values_list("pk", flat=True)[10:13]
+        )
 
 
-def test_list_page_shows_an_estimate_beyond_the_cap(many, alice, login, monkeypatch):
+def test_the_list_says_more_than_the_cap_and_never_pages_past_its_last_page(
+    many, alice, login, monkeypatch
+):
     monkeypatch.setattr(paginators, "COUNT_CAP", 12)
+    monkeypatch.setattr(UserProfileAdmin, "list_per_page", 10)
+    client = login(alice)
+    page = client.get(PROFILES).content.decode()
+    count = re.search(r'<span class="result-count">([^<]*)</span>', page).group(1)
+    if connection.vendor == "sqlite":
+        assert count == "more than 12 user profiles"
+    else:
+        assert re.fullmatch(r"about [\d,]+ user profiles", count)
+    assert "13" not in count
+    deep = client.get(PROFILES, {"p": "500"})
+    assert deep.status_code == 200
+    changelist = deep.context["cl"]
+    assert changelist.page_num == changelist.paginator.num_pages
+    assert f'class="this-page">{changelist.page_num}<' in deep.content.decode()
+    last = changelist.page_num
+    assert [profile.pk for profile in changelist.result_list] == list(
+        UserProfile.objects.order_by("-last_modified_ts", "-id").values_list("pk", flat=True)[
+            (last - 1) * 10 : min(last * 10, changelist.paginator.count)
+        ]
+    )
+
+
+def test_an_exact_count_has_thousands_separators(alice, login, datamart):
+    fake_profiles_generate(datamart=datamart, count=1200, batch=600, tag="sep")
     page = login(alice).get(PROFILES).content.decode()
-    assert "The count is an estimate" in page
-    assert login(alice).get(PROFILES, {"p": "3"}).status_code == 200
+    assert '<span class="result-count">1,200 user profiles</span>' in page
 
 
 @pytest.mark.postgres
