@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# `make run` and `make worker` are for a laptop: Django's settings refuse to serve without a
+# SECRET_KEY when DEBUG is off, so these two pass a development key unless one is set.
+DEV_SECRET_KEY := insecure-local-development-key-change-me
 
 .PHONY: run test lint check venv worker clean chromium
 
@@ -15,6 +18,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+run worker: export SECRET_KEY ?= $(DEV_SECRET_KEY)
 
 run: venv
 	$(PY) manage.py migrate --noinput

@@ -24,6 +24,8 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "profiles_site.settings")
+# A benchmark is a development tool: the development key unless one is set.
+os.environ.setdefault("SECRET_KEY", "insecure-local-development-key-change-me")
 
 import django  # noqa: E402
 

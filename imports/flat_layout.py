@@ -15,7 +15,7 @@ Headers, rules chosen here (not in the SPEC):
   column changes nothing. `_line` and `_error` (the failed-lines file's) are ignored.
 - Written headers use the dotted form when every key can be spelled there, else
   the JSON-array form: a key holding `.`, `:`, brackets, quotes, outer spaces or
-  control characters, an empty key, a key starting with a formula character, or
+  control characters, an empty key, a key starting with a formula character or `'`, or
   a top-level key that is a command column such as `operation` or `_line`. So any
   JSON object round-trips.
 
@@ -31,12 +31,18 @@ Cells, one codec per suffix (shaped like django-import-export's widgets):
   cell holds (a number that openpyxl would round, past 16 significant digits or
   2**53, is written as its exact text, which `:int`/`:float` read back).
 - Spreadsheet formula injection: a string goes to a no-suffix column only when it
-  is plain (`is_plain_string`): it never starts with `= + - @`, tab or CR, is not
+  is plain (`is_plain_string`): it never starts with `= + - @`, tab, CR or `'`, is not
   empty or blank and holds no CR or control character, which a spreadsheet would
   mangle. Others go to `:json`, where the cell is a JSON string literal such as
-  `"=1+1"`: safe, since it starts with a quote, and exact on re-import, which a
-  `'`-prefix would not be. Numbers may start with `-`: a cell that is only a
-  number cannot carry a formula.
+  `"=1+1"`: safe, since it starts with a quote, and exact on re-import. Numbers
+  may start with `-`: a cell that is only a number cannot carry a formula.
+- One escaping rule for every cell and header the project writes where the text
+  is given (export identifiers, every cell and header of the failed-lines file):
+  `formula_escape` puts a `'` before text that starts with `= + - @`, tab, CR
+  (unless it is only a number) or with `'`; every reader takes it off again
+  (`formula_unescape`, on every text cell and header, before anything else), so
+  the file reads back to the very values. A client's own `'=x` cell therefore
+  reads as `=x`, the spreadsheet convention.
 """
 
 from __future__ import annotations
@@ -48,9 +54,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from imports.strict_json import StrictJsonError, compact_json, parse_strict_json
 from profiles.commands import ANNOTATION_KEYS, describe_value
 from profiles.merge import parse_bool_word
+from profiles.strict_json import StrictJsonError, compact_json, parse_strict_json
 
 # Command columns of a flat file; `$compartment_id`/`$user_account_id` are
 # reserved too but go into user_profile.
@@ -72,6 +78,8 @@ BOOLEAN_COLUMNS = frozenset({"force_replace", "merge_objects"})
 TYPE_SUFFIXES = frozenset({"int", "float", "bool", "json", "str"})
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
+_ESCAPED_PREFIXES = (*FORMULA_PREFIXES, "'")
+
 INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\r]")
@@ -90,6 +98,23 @@ class HeaderError(ValueError):
 
 class CellError(ValueError):
     """A cell that does not convert under its column's suffix."""
+
+
+# --------------------------------------------------------------------------- formulas
+
+
+def _needs_escape(text: str) -> bool:
+    return text.startswith(_ESCAPED_PREFIXES) and not _DECIMAL.fullmatch(text)
+
+
+def formula_escape(text: str) -> str:
+    """Text a spreadsheet shows as written, never runs: a `'` before a formula start."""
+    return "'" + text if _needs_escape(text) else text
+
+
+def formula_unescape(text: str) -> str:
+    """The text `formula_escape` was given: `formula_unescape(formula_escape(t)) == t`."""
+    return text[1:] if text.startswith("'") and _needs_escape(text[1:]) else text
 
 
 # --------------------------------------------------------------------------- headers
@@ -120,7 +145,7 @@ def parse_header(raw_headers: Iterable[object]) -> list[FlatColumn]:
 
 def header_texts(raw_headers: Iterable[object]) -> list[str]:
     """The header row's cells as stripped text, trailing empty cells dropped; never empty."""
-    headers = ["" if cell is None else str(cell).strip() for cell in raw_headers]
+    headers = ["" if cell is None else formula_unescape(str(cell).strip()) for cell in raw_headers]
     while headers and headers[-1] == "":
         headers.pop()  # trailing empty cells (a trailing delimiter, an Excel habit)
     if not headers:
@@ -212,7 +237,7 @@ def is_plain_key(key: str) -> bool:
         and key == key.strip()
         and key.isprintable()
         and not _NOT_IN_PLAIN_KEY.search(key)
-        and not key.startswith(FORMULA_PREFIXES)
+        and not key.startswith(_ESCAPED_PREFIXES)
     )
 
 
@@ -373,7 +398,7 @@ def is_plain_string(text: str) -> bool:
     """A string a no-suffix cell can hold safely and exactly (see the module docstring)."""
     return (
         text.strip() != ""
-        and not text.startswith(FORMULA_PREFIXES)
+        and not text.startswith(_ESCAPED_PREFIXES)
         and not _CONTROL_CHARACTERS.search(text)
     )
 

@@ -49,6 +49,10 @@ class DocumentImport(models.Model):
         return self.name if f"({label})" in self.name else f"{self.name} ({label})"
 
 
+# A revert that is pending, running or done holds the execution it reverts: no second one.
+REVERT_HOLDING_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED")
+
+
 class Execution(models.Model):
     """One file run through a document import by Celery workers, chunk by chunk."""
 
@@ -138,12 +142,37 @@ class Execution(models.Model):
         related_name="retries",
         help_text="The execution this one runs again.",
     )
+    # A revert (docs/rules.md#revert) is an execution with no file: it walks the history rows of
+    # the execution it reverts; its checkpoint is the rows walked and the last row's id.
+    reverts = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reverted_by",
+        help_text="The execution whose changes this one undoes.",
+    )
+    revert_force = models.BooleanField(
+        default=False, help_text="A revert: also put back profiles changed since by others."
+    )
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
+    # [seconds since start, processed, failed] after each committed chunk, thinned to a few
+    # hundred points (imports.pace.series_append): the pace chart's data.
+    progress_series = models.JSONField(
+        default=list, blank=True, help_text="Progress after each chunk, for the pace chart."
+    )
 
     class Meta:
         ordering = ["-created_ts", "-id"]
         indexes = [models.Index(fields=["datamart", "-created_ts"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reverts"],
+                condition=models.Q(status__in=REVERT_HOLDING_STATUSES),
+                name="one_live_revert_per_execution",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"execution {self.pk} of {self.document_import.name}: {self.status}"
@@ -192,20 +221,63 @@ class Execution(models.Model):
         return bool(moved)
 
     def as_api_object(self) -> dict:
-        return {
-            "id": self.pk,
-            "document_import_id": self.document_import_id,
-            "status": self.status,
-            "created_ts": epoch_ms(self.created_ts),
-            "start_ts": epoch_ms(self.start_ts),
-            "end_ts": epoch_ms(self.end_ts),
-            "progress": self.progress,
-            "counters": self.counters(),
-        } | (
-            {"error": {"error_code": self.error_code, "message": self.error_message}}
-            if self.status == self.Status.FAILED
-            else {}
+        return (
+            {
+                "id": self.pk,
+                "document_import_id": self.document_import_id,
+                "status": self.status,
+                "created_ts": epoch_ms(self.created_ts),
+                "start_ts": epoch_ms(self.start_ts),
+                "end_ts": epoch_ms(self.end_ts),
+                "progress": self.progress,
+                "counters": self.counters(),
+            }
+            | ({"reverts": self.reverts_id} if self.reverts_id else {})
+            | (
+                {"error": {"error_code": self.error_code, "message": self.error_message}}
+                if self.status == self.Status.FAILED
+                else {}
+            )
         )
+
+
+class ExecutionErrorQuerySet(models.QuerySet):
+    def without_raw(self) -> ExecutionErrorQuerySet:
+        """For the pages that list errors (API, admin): they never show the source record,
+        which may weigh up to IMPORT_ERROR_RAW_MAX_BYTES each."""
+        return self.defer("raw")
+
+
+class ExecutionPartition(models.Model):
+    """One part of an execution split between several workers (imports.partitions): the
+    file's lines whose identifier hashes to `number` out of `count`, with its own checkpoint
+    and run ownership, as an unsplit execution keeps them on its own row."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="partitions")
+    number = models.PositiveSmallIntegerField()
+    count = models.PositiveSmallIntegerField()
+    finished = models.BooleanField(default=False)
+    processed = models.BigIntegerField(default=0)
+    checkpoint_line = models.BigIntegerField(default=0)
+    checkpoint_offset = models.BigIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True)
+    claim = models.CharField(max_length=32, blank=True, editable=False)
+    heartbeat_ts = models.DateTimeField(null=True, blank=True)
+    # A file-level error met by this part: the execution fails with it once every part ends.
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["execution_id", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "number"], name="execution_partition_unique_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"part {self.number + 1}/{self.count} of execution {self.execution_id}"
 
 
 class ExecutionError(models.Model):
@@ -218,6 +290,14 @@ class ExecutionError(models.Model):
     message = models.TextField()
     field = models.CharField(max_length=300, blank=True)
     raw = models.JSONField(null=True, blank=True, help_text="The source record, as read.")
+    raw_size = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Set when the record was too large to keep (IMPORT_ERROR_RAW_MAX_BYTES): its "
+        "size in bytes as JSON text; raw then holds the first bytes of that text.",
+    )
+
+    objects = ExecutionErrorQuerySet.as_manager()
 
     class Meta:
         ordering = ["execution_id", "line", "id"]

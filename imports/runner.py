@@ -17,6 +17,7 @@ whose heartbeat is fresh. `attempts` counts the runs started at the same checkpo
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +35,7 @@ from django.utils import timezone
 
 from imports.column_mapping import MappingError, column_mapping_parse
 from imports.models import Execution, ExecutionError
+from imports.pace import series_append
 from imports.readers import (
     FileError,
     FileFormat,
@@ -43,7 +45,7 @@ from imports.readers import (
     open_reader,
 )
 from profiles.commands import LineError
-from profiles.engine import batch_prepare, batch_write, with_retries
+from profiles.engine import BatchResult, batch_prepare, batch_write, with_retries
 from profiles.history import ChangeSource
 from profiles.merge import MergeMode, choose_merge_mode
 from profiles.models import Datamart, ProfileChange
@@ -105,19 +107,38 @@ def storable_raw(value: Any, encoding: str = "utf-8") -> Any:
     return _clean_text(str(value))
 
 
+def bounded_raw(raw: Any, max_bytes: int) -> tuple[Any, int | None]:
+    """The stored record and, when it was cut, its size: a record whose JSON text takes more
+    than `max_bytes` bytes is kept as the first `max_bytes` bytes of that text (a string)."""
+    if raw is None or isinstance(raw, bool | int | float):
+        return raw, None
+    text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+    if len(text) * 4 <= max_bytes:  # a character takes at most 4 bytes in UTF-8
+        return raw, None
+    encoded = text.encode("utf-8", errors="replace")
+    if len(encoded) <= max_bytes:
+        return raw, None
+    return encoded[:max_bytes].decode("utf-8", errors="ignore"), len(encoded)
+
+
 def _error_rows(execution_id: int, errors: list[LineError], encoding: str) -> list[ExecutionError]:
-    return [
-        ExecutionError(
-            execution_id=execution_id,
-            line=error.line,
-            identifier=_clean_text(error.identifier, 600),
-            error_code=_clean_text(error.code, 64),
-            message=_clean_text(error.message),
-            field=_clean_text(error.field, 300),
-            raw=storable_raw(error.raw, encoding),
+    max_bytes = settings.IMPORT_ERROR_RAW_MAX_BYTES
+    rows = []
+    for error in errors:
+        raw, raw_size = bounded_raw(storable_raw(error.raw, encoding), max_bytes)
+        rows.append(
+            ExecutionError(
+                execution_id=execution_id,
+                line=error.line,
+                identifier=_clean_text(error.identifier, 600),
+                error_code=_clean_text(error.code, 64),
+                message=_clean_text(error.message),
+                field=_clean_text(error.field, 300),
+                raw=raw,
+                raw_size=raw_size,
+            )
         )
-        for error in errors
-    ]
+    return rows
 
 
 # --------------------------------------------------------------------------- running
@@ -137,6 +158,7 @@ class _Run:
     progress: Callable[[int, int | None], None] | None = None
     processed: int = 0
     total: int | None = None
+    checkpoint_line: int = 0
 
 
 def _default_worker() -> str:
@@ -147,7 +169,15 @@ def _locked_row(run: _Run) -> dict[str, Any]:
     row = (
         Execution.objects.select_for_update()
         .filter(pk=run.execution.pk)
-        .values("claim", "status", "cancel_requested", "checkpoint_line", "processed")
+        .values(
+            "claim",
+            "status",
+            "cancel_requested",
+            "checkpoint_line",
+            "processed",
+            "failed",
+            "progress_series",
+        )
         .first()
     )
     if row is None or row["claim"] != run.claim or row["status"] != Execution.Status.RUNNING:
@@ -215,16 +245,41 @@ def _commit_chunk(
 ) -> bool:
     """Apply one chunk and move the checkpoint past it; False when a cancel stopped the run."""
     execution = run.execution
-    # The history names who uploaded the file: a staff user or an API token.
-    source = ChangeSource(
+    prepared = batch_prepare(
+        datamart=run.datamart or execution.datamart, records=records, default_mode=default_mode
+    )
+    return chunk_commit(
+        run,
+        write=lambda: batch_write(
+            prepared, source=execution_source(execution), record_history=run.record_history
+        ),
+        lines=len(records),
+        checkpoint_line=records[-1].line,
+        checkpoint_offset=position or 0,
+    )
+
+
+def execution_source(execution: Execution) -> ChangeSource:
+    """Who the history rows of an execution name: the staff user or API token that started it."""
+    return ChangeSource(
         kind=ProfileChange.Source.IMPORT,
         user_id=execution.created_by_id,
         api_token_id=None if execution.created_by_id else execution.api_token_id,
         execution_id=execution.pk,
     )
-    prepared = batch_prepare(
-        datamart=run.datamart or execution.datamart, records=records, default_mode=default_mode
-    )
+
+
+def chunk_commit(
+    run: _Run,
+    *,
+    write: Callable[[], BatchResult],
+    lines: int,
+    checkpoint_line: int,
+    checkpoint_offset: int,
+) -> bool:
+    """One transaction: `write` the chunk, its line errors, counters and checkpoint, if the run
+    still owns the execution; False when a cancel stopped the run (nothing written)."""
+    execution = run.execution
 
     def apply() -> bool:
         with transaction.atomic():
@@ -241,7 +296,7 @@ def _commit_chunk(
                     error_message=_canceled_message(row["checkpoint_line"], row["processed"]),
                 )
                 return False
-            result = batch_write(prepared, source=source, record_history=run.record_history)
+            result = write()
             if result.errors:
                 ExecutionError.objects.bulk_create(
                     _error_rows(execution.pk, result.errors, execution.encoding)
@@ -249,18 +304,44 @@ def _commit_chunk(
             counters = {name: F(name) + count for name, count in result.counts.items() if count}
             if result.failed:
                 counters["failed"] = F("failed") + result.failed
+            now = timezone.now()
+            processed = row["processed"] + lines
             Execution.objects.filter(pk=execution.pk).update(
-                processed=F("processed") + result.lines,
-                checkpoint_line=records[-1].line,
-                checkpoint_offset=position or 0,
+                processed=processed,
+                checkpoint_line=checkpoint_line,
+                checkpoint_offset=checkpoint_offset,
                 attempts=0,
-                heartbeat_ts=timezone.now(),
+                heartbeat_ts=now,
+                progress_series=_series_after_chunk(
+                    run, row, now=now, processed=processed, failed=row["failed"] + result.failed
+                ),
                 **counters,
             )
-            run.processed = row["processed"] + result.lines
+            run.processed = processed
+            run.checkpoint_line = checkpoint_line
             return True
 
     return with_retries(apply)
+
+
+def applied_lines_note(checkpoint_line: int) -> str:
+    """What a file-level failure found mid-file leaves applied: the lines up to the last
+    committed one (each applied or reported as a line error), none after."""
+    if not checkpoint_line:
+        return "no line was applied"
+    return (
+        f"the lines up to line {checkpoint_line} were applied or reported as line errors, "
+        "none after it"
+    )
+
+
+def _series_after_chunk(
+    run: _Run, row: dict[str, Any], *, now: datetime, processed: int, failed: int
+) -> list:
+    """The pace chart's series with this chunk's point (the row is locked: no lost point)."""
+    start = run.execution.start_ts or now
+    seconds = round((now - start).total_seconds(), 1)
+    return series_append(row["progress_series"] or [], [seconds, processed, failed])
 
 
 def _finish(run: _Run, status: str, *, error_code: str = "", error_message: str = "") -> None:
@@ -271,14 +352,38 @@ def _finish(run: _Run, status: str, *, error_code: str = "", error_message: str 
         run.execution.transition(status, error_code=error_code, error_message=error_message)
 
 
-def _records_after(reader: Reader, execution: Execution) -> Iterator[ImportRecord]:
-    if not execution.checkpoint_line:
+def records_after(reader: Reader, *, line: int, offset: int) -> Iterator[ImportRecord]:
+    """The records after a checkpoint (the last line applied, the byte offset after it)."""
+    if not line:
         return reader.iterate()
-    if reader.format is FileFormat.XLSX or not execution.checkpoint_offset:
-        return reader.iterate(after_line=execution.checkpoint_line)
-    return reader.iterate(
-        after_line=execution.checkpoint_line, at_offset=execution.checkpoint_offset
-    )
+    if reader.format is FileFormat.XLSX or not offset:
+        return reader.iterate(after_line=line)
+    return reader.iterate(after_line=line, at_offset=offset)
+
+
+def execution_reader(execution: Execution) -> Reader:
+    """The execution's file opened with its options; raises FileError."""
+    options = execution_reader_options(execution)
+    if not execution.file.name:
+        raise FileError("UNREADABLE_FILE", "the execution has no file")
+    return open_reader(execution.file.path, FileFormat(execution.file_format), options)
+
+
+def execution_describe(*, execution: Execution, reader: Reader) -> int | None:
+    """Store what the reader found out about the file (delimiter, headers, number of
+    records) where the execution does not know it yet; returns the total number of lines."""
+    described: dict[str, Any] = {}
+    if reader.delimiter and execution.delimiter != reader.delimiter:
+        described["delimiter"] = reader.delimiter
+    if reader.headers is not None and execution.headers is None:
+        described["headers"] = reader.headers
+    if execution.total_lines is None:
+        total = reader.count_records()
+        if total is not None:
+            described["total_lines"] = total
+    if described:
+        Execution.objects.filter(pk=execution.pk).update(**described)
+    return described.get("total_lines", execution.total_lines)
 
 
 def execution_run(
@@ -287,12 +392,14 @@ def execution_run(
     worker: str = "",
     progress: Callable[[int, int | None], None] | None = None,
     record_history: bool = True,
+    apply: Callable[[_Run], None] | None = None,
 ) -> None:
     """Apply an execution's file from its checkpoint to the end (or to a cancel, or a failure).
 
     Safe to call for any execution at any time: a finished one, or one running elsewhere, is
     left alone. `progress(processed, total)` is called after each committed chunk.
-    `record_history=False` skips the ProfileChange rows: for the benchmark only.
+    `record_history=False` skips the ProfileChange rows: for the benchmark only. `apply`
+    replaces the reading of the file (a revert walks history rows: `imports.revert`).
     """
     run = _claim(execution_id, worker or _default_worker())
     if run is None:
@@ -300,7 +407,7 @@ def execution_run(
     run.progress = progress
     run.record_history = record_history
     try:
-        _run(run)
+        (apply or _run)(run)
     except _LostClaim:
         logger.info("execution %s was taken over by another run: this one stops", execution_id)
     except Exception as problem:
@@ -320,30 +427,19 @@ def _run(run: _Run) -> None:
     run.datamart = execution.datamart
     default_mode = execution_merge_mode(execution)
     try:
-        options = execution_reader_options(execution)
-        if not execution.file.name:
-            raise FileError("UNREADABLE_FILE", "the execution has no file")
-        reader = open_reader(execution.file.path, FileFormat(execution.file_format), options)
+        reader = execution_reader(execution)
     except FileError as problem:
         _finish(
             run, Execution.Status.FAILED, error_code=problem.code, error_message=problem.message
         )
         return
-    described: dict[str, Any] = {}
-    if reader.delimiter and execution.delimiter != reader.delimiter:
-        described["delimiter"] = reader.delimiter
-    if reader.headers is not None and execution.headers is None:
-        described["headers"] = reader.headers
-    if execution.total_lines is None:
-        total = reader.count_records()
-        if total is not None:
-            described["total_lines"] = total
-    if described:
-        Execution.objects.filter(pk=execution.pk).update(**described)
-    run.total = described.get("total_lines", execution.total_lines)
+    run.total = execution_describe(execution=execution, reader=reader)
     run.processed = execution.processed
+    run.checkpoint_line = execution.checkpoint_line
 
-    records = _records_after(reader, execution)
+    records = records_after(
+        reader, line=execution.checkpoint_line, offset=execution.checkpoint_offset
+    )
     chunk: list[ImportRecord] = []
     file_error: FileError | None = None
     try:
@@ -377,7 +473,7 @@ def _run(run: _Run) -> None:
             run,
             Execution.Status.FAILED,
             error_code=file_error.code,
-            error_message=file_error.message,
+            error_message=f"{file_error.message}; {applied_lines_note(run.checkpoint_line)}",
         )
     else:
         _finish(run, Execution.Status.SUCCEEDED)

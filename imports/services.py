@@ -34,6 +34,11 @@ class ImportRefused(ProfileError):
     """A request about an import that cannot be honoured (bad option, nothing to retry)."""
 
 
+def empty_file_refused() -> ImportRefused:
+    """An empty upload: refused alike by the API (400), the admin and `import_profiles`."""
+    return ImportRefused("EMPTY_FILE", "the file is empty: send the file to import")
+
+
 # --- document imports -----------------------------------------------------------------------
 
 
@@ -134,7 +139,7 @@ def execution_start(
     """Store the upload and create its PENDING execution, queued for a worker once committed.
 
     A file over `IMPORT_MAX_FILE_BYTES` is not stored: its execution is FAILED with
-    FILE_TOO_LARGE at once. `file_format` and `encoding` default to the document import's;
+    FILE_TOO_LARGE at once. An empty file is refused (ImportRefused EMPTY_FILE): no execution. `file_format` and `encoding` default to the document import's;
     `enqueue=False` leaves the run to the caller (the `import_profiles` command runs it in-process).
     """
     fmt = (
@@ -165,11 +170,16 @@ def execution_start(
     )
     cap = settings.IMPORT_MAX_FILE_BYTES
     size = _size_of(upload)
+    if size == 0:
+        raise empty_file_refused()
     if size is not None and size > cap:
         return _failed_too_large(execution, size, cap)
     # Stored before the transaction: copying a large file must not hold the database's locks.
     execution.file.save(name[-120:], upload, save=False)
     stored_size = execution.file.storage.size(execution.file.name)
+    if stored_size == 0:
+        execution.file.delete(save=False)
+        raise empty_file_refused()
     if stored_size > cap:
         execution.file.delete(save=False)
         return _failed_too_large(execution, stored_size, cap)
@@ -284,9 +294,17 @@ class FailedLinesFile:
 
 def _failed_line_errors(execution: Execution) -> Iterator[LineError]:
     rows = execution.errors.order_by("line", "id").values_list(
-        "line", "error_code", "message", "field", "identifier", "raw"
+        "line", "error_code", "message", "field", "identifier", "raw", "raw_size"
     )
-    for line, code, message, field_name, identifier, raw in rows.iterator(chunk_size=2000):
+    # Each raw weighs up to IMPORT_ERROR_RAW_MAX_BYTES: a few hundred rows at a time.
+    for line, code, message, field_name, identifier, raw, raw_size in rows.iterator(chunk_size=200):
+        if raw_size is not None:
+            # Only the first bytes were kept: the line comes back without its data.
+            raw = None
+            message = (
+                f"{message} (the line took {raw_size} bytes, too many to keep: take it from "
+                "the source file)"
+            )
         yield LineError(
             line=line,
             code=code,
@@ -339,9 +357,16 @@ def executions_to_resume(*, worker: str) -> list[int]:
     a dead worker may have taken with it. Running one twice is harmless (see the runner)."""
     stale = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
     running = Q(status=Execution.Status.RUNNING) & (
-        Q(worker=worker) | Q(heartbeat_ts__lt=stale) | Q(heartbeat_ts__isnull=True)
+        Q(worker=worker)
+        | Q(heartbeat_ts__lt=stale)
+        | Q(heartbeat_ts__isnull=True)
+        # A split execution: one of its unfinished parts ran there (imports.partitions).
+        | Q(partitions__worker=worker, partitions__finished=False)
     )
     pending = Q(status=Execution.Status.PENDING, created_ts__lt=stale)
     return list(
-        Execution.objects.filter(running | pending).order_by("id").values_list("id", flat=True)
+        Execution.objects.filter(running | pending)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .distinct()
     )

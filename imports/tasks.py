@@ -1,6 +1,6 @@
 """Celery tasks: they take ids and call the runner or the services; running one twice gives the
-same database. The services queue these tasks, so the tasks import the services inside the
-function: the one import cycle the layout keeps."""
+same database. The services (and `imports.revert`) queue these tasks, so the tasks import them
+inside the function: the one import cycle the layout keeps."""
 
 from __future__ import annotations
 
@@ -10,14 +10,28 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import close_old_connections, connections
 
-from imports.runner import execution_run
+from imports.partitions import execution_dispatch, partition_run
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, name="imports.run_execution")
 def run_execution(self, execution_id: int) -> None:
-    execution_run(execution_id=execution_id, worker=self.request.hostname or "")
+    """Run the execution here (a revert, or an import unsplit), or split the import and queue
+    its parts (IMPORT_PARALLELISM)."""
+    from imports.revert import execution_is_revert, revert_run
+
+    worker = self.request.hostname or ""
+    if execution_is_revert(execution_id):
+        revert_run(execution_id=execution_id, worker=worker)
+        return
+    for number in execution_dispatch(execution_id=execution_id, worker=worker):
+        run_execution_part.delay(execution_id, number)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, name="imports.run_execution_part")
+def run_execution_part(self, execution_id: int, number: int) -> None:
+    partition_run(execution_id=execution_id, number=number, worker=self.request.hostname or "")
 
 
 @shared_task(ignore_result=True, name="imports.resume_executions")

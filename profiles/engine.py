@@ -29,7 +29,7 @@ from typing import Any
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from profiles.bulk import BulkWriter, json_text
+from profiles.bulk import BulkWriter, json_text, profiles_lock
 from profiles.commands import LineError, Operation, ProfileCommand, command_address, line_error
 from profiles.compartments import DatamartCompartments
 from profiles.errors import ConcurrentWrite, ProfileError
@@ -201,14 +201,7 @@ def _lock_profiles(
     point_ids = list(point_ids)
     if not point_ids:
         return {}
-    rows = (
-        UserProfile.objects.filter(
-            user_point_id__in=point_ids, compartment_id__in=set(compartment_pks)
-        )
-        .order_by("id")
-        .select_for_update()
-        .values_list("id", "user_point_id", "compartment_id", "user_account_id", "properties")
-    )
+    rows = profiles_lock(point_ids, set(compartment_pks))
     return {
         (point_id, compartment_pk, account): _Profile(
             pk=pk,

@@ -168,8 +168,41 @@ def _canonical(value: Any) -> Any:
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
+def _number(value: int | float) -> Any:
+    """A JSON number as `_canonical` compares it."""
+    if isinstance(value, float) and value.is_integer():
+        return Decimal(repr(value))
+    return value
+
+
 def json_equal(left: Any, right: Any) -> bool:
-    return _canonical(left) == _canonical(right)
+    """`_canonical(left) == _canonical(right)`, without building either form: the comparison
+    walks both values together and stops at the first difference (the re-import compares
+    every stored top-level value with its merge result)."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left == right
+    if isinstance(left, str):
+        return isinstance(right, str) and left == right
+    if isinstance(left, int | float):
+        if not isinstance(right, int | float):
+            return False
+        if type(left) is int and type(right) is int:
+            return left == right
+        return _number(left) == _number(right)
+    if left is None:
+        return right is None
+    if isinstance(left, dict):
+        if not isinstance(right, dict) or len(left) != len(right):
+            return False
+        for key, item in left.items():
+            if key not in right or not json_equal(item, right[key]):
+                return False
+        return True
+    if isinstance(left, list | tuple):
+        if not isinstance(right, list | tuple) or len(left) != len(right):
+            return False
+        return all(json_equal(a, b) for a, b in zip(left, right, strict=True))
+    return _canonical(left) == _canonical(right)  # raises TypeError for what is not JSON
 
 
 def _contains(candidate: Any, pattern: Any) -> bool:
@@ -207,11 +240,17 @@ def partial_update(
     return result
 
 
+def _member_key(value: Any) -> Any:
+    """`_canonical` for set membership, a string kept as itself: strings never equal the
+    canonical tuples of other values, and arrays of strings (tags) are the common case."""
+    return value if type(value) is str else _canonical(value)
+
+
 def _append_missing(existing: list[Any], incoming: list[Any]) -> list[Any]:
-    seen = {_canonical(item) for item in existing}
+    seen = {_member_key(item) for item in existing}
     result = _clone(existing)
     for item in incoming:
-        key = _canonical(item)
+        key = _member_key(item)
         if key not in seen:
             seen.add(key)
             result.append(_clone(item))
@@ -239,11 +278,11 @@ def deep_merge(existing: JSONObject, incoming: JSONObject) -> JSONObject:
 
 def _remove_matching(existing: list[Any], patterns: list[Any]) -> list[Any]:
     object_patterns = [pattern for pattern in patterns if isinstance(pattern, dict)]
-    other_patterns = {_canonical(pattern) for pattern in patterns if not isinstance(pattern, dict)}
+    other_patterns = {_member_key(pattern) for pattern in patterns if not isinstance(pattern, dict)}
     return [
         _clone(item)
         for item in existing
-        if _canonical(item) not in other_patterns
+        if _member_key(item) not in other_patterns
         and not any(_contains(item, pattern) for pattern in object_patterns)
     ]
 

@@ -288,13 +288,19 @@ class ProfileChange(models.Model):
         ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     # The import execution (imports app) that made the change; an id keeps the domain free of
-    # imports. Not indexed: no page lists an execution's changes, and imports write it most.
+    # imports. Indexed with the row id for a revert, which walks one execution's rows in order.
     execution_id = models.BigIntegerField(null=True, blank=True)
     ts = models.DateTimeField("time", default=timezone.now)
 
     class Meta:
         ordering = ["-ts", "-id"]
         indexes = [
+            # A revert walks one execution's rows in id order; other writes stay out of it.
+            models.Index(
+                fields=["execution_id", "id"],
+                name="change_execution_id",
+                condition=models.Q(execution_id__isnull=False),
+            ),
             # The history list of a datamart, newest first; appended to at its end.
             models.Index(fields=["datamart", "id"], name="change_datamart_id"),
             # For SET NULL when a staff user or a token is deleted; imports leave both empty,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PROFILES_VAR_DIR", BASE_DIR / "var"))
@@ -24,8 +26,30 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-# The default key is only for a laptop run; production sets SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-local-development-key-change-me")
+DEVELOPMENT_SECRET_KEY = "insecure-local-development-key-change-me"
+
+
+def _is_development_tool() -> bool:
+    """A test run, or a manage.py command that serves nothing (migrate, makemigrations, …)."""
+    if "pytest" in sys.modules:
+        return True
+    command = sys.argv[1:2]
+    return os.path.basename(sys.argv[0]) == "manage.py" and command != ["runserver"]
+
+
+# Production sets SECRET_KEY: with DEBUG off, a server or a worker refuses to start without one.
+# `make run` and `make worker` pass the development key; tests and plain manage.py commands use
+# it when none is set (a test run hands it to the processes it starts, workers included).
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not (DEBUG or _is_development_tool()):
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: set the SECRET_KEY environment variable to a long random "
+            "value (DEBUG is off, so the development key is refused)"
+        )
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
+    if "pytest" in sys.modules:
+        os.environ["SECRET_KEY"] = SECRET_KEY
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -137,12 +161,28 @@ IMPORT_MAX_ATTEMPTS = int(os.environ.get("IMPORT_MAX_ATTEMPTS", "3"))
 # A RUNNING execution whose last chunk committed longer ago than this may be taken over by
 # another worker; keep it well above the longest chunk.
 IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", "300"))
+# Workers that apply one execution at once: its lines are split by a hash of their identifier
+# (imports.partitions). 1 applies every file in one run, in file order.
+IMPORT_PARALLELISM = int(os.environ.get("IMPORT_PARALLELISM", "1"))
+
+# Bounds of a hostile file (README, Configuration): header columns, cells in a row, the
+# shared strings of an XLSX workbook, and the bytes of a source record kept with its line error.
+# 16,000: an XLSX sheet holds 16,384 columns, and the failed-lines file adds _line and _error.
+IMPORT_MAX_COLUMNS = int(os.environ.get("IMPORT_MAX_COLUMNS", "16000"))
+IMPORT_MAX_CELLS_PER_ROW = int(os.environ.get("IMPORT_MAX_CELLS_PER_ROW", "16384"))
+IMPORT_XLSX_MAX_SHARED_STRINGS = int(os.environ.get("IMPORT_XLSX_MAX_SHARED_STRINGS", "1000000"))
+IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES = int(
+    os.environ.get("IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES", str(64 * 1024 * 1024))
+)
+IMPORT_ERROR_RAW_MAX_BYTES = int(os.environ.get("IMPORT_ERROR_RAW_MAX_BYTES", "65536"))
 
 LOGIN_URL = "admin:login"
 
 # The admin's import and export screens (imports/admin.py).
 # Lines run through the preview before an upload is confirmed.
 IMPORT_PREVIEW_LINES = int(os.environ.get("IMPORT_PREVIEW_LINES", "1000"))
+# Where staff open the back-office: `manage.py import_profiles` prints its execution's page there.
+BACK_OFFICE_URL = os.environ.get("BACK_OFFICE_URL", "http://127.0.0.1:8000").rstrip("/")
 # An upload previewed but never confirmed is deleted after this many hours.
 IMPORT_STAGED_MAX_AGE_HOURS = int(os.environ.get("IMPORT_STAGED_MAX_AGE_HOURS", "24"))
 # Exports of more profiles than this are written by a worker instead of the request.
@@ -188,7 +228,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"api_token": os.environ.get("API_RATE_LIMIT", "1200/minute")},
+    "DEFAULT_THROTTLE_RATES": {
+        "api_token": os.environ.get("API_RATE_LIMIT", "1200/minute"),
+        # Failed authentications per client IP address (profiles.api.auth_failures).
+        "auth_failure": os.environ.get("API_AUTH_FAILURE_RATE", "20/minute"),
+    },
     "EXCEPTION_HANDLER": "profiles.api.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

@@ -16,9 +16,21 @@ def pytest_collection_modifyitems(config, items):
     if connection.vendor == "postgresql":
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL: CI runs it with DATABASE_URL=postgresql://…")
+    slow = pytest.mark.skip(reason="slow: CI runs it in its PostgreSQL pass")
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+        elif "reliability" in item.keywords:
+            item.add_marker(slow)
+
+
+@pytest.fixture(autouse=True)
+def _cache_cleared():
+    """Rate-limit counts (per token, failed authentications per address) start at zero."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
 
 
 @pytest.fixture

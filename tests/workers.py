@@ -50,11 +50,16 @@ class CeleryWorker:
         return f"{self.name}@{os.uname().nodename}"
 
     def start(
-        self, *, env: dict[str, str] | None = None, app: str = "profiles_site", timeout: float = 60
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        app: str = "profiles_site",
+        concurrency: int = 1,
+        timeout: float = 60,
     ) -> None:
         assert self.process is None, "the worker is running already"
         self.starts += 1
-        self.custom = bool(env) or app != "profiles_site"
+        self.custom = bool(env) or app != "profiles_site" or concurrency != 1
         self.log_path = self.log_dir / f"{self.name}-{self.starts}.log"
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -66,7 +71,7 @@ class CeleryWorker:
                 app,
                 "worker",
                 "--pool=prefork",
-                "--concurrency=1",
+                f"--concurrency={concurrency}",
                 "--loglevel=INFO",
                 "--without-gossip",
                 "--without-mingle",

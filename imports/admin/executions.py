@@ -1,5 +1,6 @@
 """Import executions: a list of who uploaded what and how it went, and a page per run that
-follows it (polling `…/progress/`) and offers Cancel, Retry and the failed-lines file."""
+follows it (polling `…/progress/`) and offers Cancel, Retry, Revert (a preview, then a
+confirmation) and the failed-lines file."""
 
 from __future__ import annotations
 
@@ -13,12 +14,20 @@ from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpRespons
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from imports.admin.execution_pace import (
+    error_code_counts,
+    failures,
+    pace_facts,
+    progress_chart,
+    status_label,
+)
 from imports.admin.import_preview import mapping_rows
 from imports.admin.permissions import can_import
 from imports.models import DocumentImport, Execution
+from imports.revert import execution_revert, execution_revert_check, execution_revert_preview
 from imports.services import (
     ImportRefused,
     execution_cancel,
@@ -46,6 +55,17 @@ COUNTER_LABELS = (
     ("unchanged", "Unchanged"),
     ("not_found", "Not found"),
     ("failed", "Errors"),
+)
+# A revert's lines are the reverted execution's history rows; its counters count profiles.
+REVERT_COUNTER_LABELS = (
+    ("total", "Changes to undo"),
+    ("processed", "Changes walked"),
+    ("created", "Brought back"),
+    ("updated", "Restored"),
+    ("deleted", "Removed"),
+    ("unchanged", "Unchanged"),
+    ("not_found", "Not found"),
+    ("failed", "Conflicts, errors"),
 )
 
 
@@ -104,6 +124,8 @@ def progress_payload(execution: Execution) -> dict[str, Any]:
     return {
         "id": execution.pk,
         "status": execution.status,
+        "status_label": status_label(execution),
+        "failures": failures(execution),
         "finished": execution.is_finished,
         "cancel_requested": execution.cancel_requested,
         "progress": execution.progress,
@@ -118,16 +140,16 @@ def progress_payload(execution: Execution) -> dict[str, Any]:
 class ExecutionAdmin(DatamartScopedAdmin):
     """Executions: a list of who uploaded what and how it went; a page per run, read-only."""
 
+    # Six columns, each short, so the list fits a 1366 px screen beside the filters.
     list_display = (
         "execution",
-        "file_name",
-        "document_import_name",
-        "uploaded_by",
+        "file_column",
         "uploaded",
         "status_code",
+        "pace",
         "outcome_column",
     )
-    list_display_links = ("execution", "file_name")
+    list_display_links = ("execution", "file_column")
     list_filter = (DatamartListFilter, "status", DocumentImportListFilter)
     list_select_related = ("document_import", "created_by", "api_token")
     ordering = ("-created_ts", "-id")
@@ -161,29 +183,48 @@ class ExecutionAdmin(DatamartScopedAdmin):
             request, {"title": "Import executions", **(extra_context or {})}
         )
 
-    @admin.display(description="Execution", ordering="id")
+    @admin.display(description="#", ordering="id")
     def execution(self, obj):
         return f"#{obj.pk}"
 
-    @admin.display(description="Document import")
-    def document_import_name(self, obj):
-        return obj.document_import.name
+    @admin.display(description="File")
+    def file_column(self, obj):
+        return format_html(
+            "{}<br><small>{}</small>", obj.file_name or "—", obj.document_import.name
+        )
 
     @admin.display(description="Status")
     def status_code(self, obj):
-        return obj.status
+        failed = failures(obj)
+        return format_html(
+            '<span class="imports-status {}">{}</span>{}',
+            obj.status,
+            obj.status,
+            format_html(' <span class="imports-failures">· {}</span>', failed) if failed else "",
+        )
 
-    @admin.display(description="Uploaded by")
-    def uploaded_by(self, obj):
-        return uploader(obj)
+    @admin.display(description="Pace")
+    def pace(self, obj):
+        facts = pace_facts(obj)
+        eta = format_html("<br><small>ETA {}</small>", facts["eta"]) if "eta" in facts else ""
+        return format_html(
+            '<span class="imports-nowrap">{}</span> <span class="imports-nowrap">{}</span>{}',
+            facts["duration"],
+            facts["rate"],
+            eta,
+        )
 
     @admin.display(description="Uploaded")
     def uploaded(self, obj):
-        return moment(obj.created_ts)
+        return format_html("{}<br><small>by {}</small>", moment(obj.created_ts), uploader(obj))
 
     @admin.display(description="Outcome")
     def outcome_column(self, obj):
-        return outcome(obj)
+        # Each count stays whole ("1,234 created"); the line breaks only between counts.
+        parts = outcome(obj).split(" · ")
+        return format_html_join(
+            " · ", '<span class="imports-nowrap">{}</span>', ((part,) for part in parts)
+        )
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -197,6 +238,11 @@ class ExecutionAdmin(DatamartScopedAdmin):
                 "<path:object_id>/cancel/", wrap(self.cancel_view), name="imports_execution_cancel"
             ),
             path("<path:object_id>/retry/", wrap(self.retry_view), name="imports_execution_retry"),
+            path(
+                "<path:object_id>/revert/",
+                wrap(self.revert_view),
+                name="imports_execution_revert",
+            ),
             path(
                 "<path:object_id>/failed-lines/",
                 wrap(self.failed_lines_view),
@@ -212,26 +258,39 @@ class ExecutionAdmin(DatamartScopedAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         execution = self._execution(request, object_id)
+        codes = error_code_counts(execution)
+        code = request.GET.get("error_code", "")
+        code = code if code in dict(codes) else ""
+        shown = dict(codes)[code] if code else execution.failed
         page = _page_number(request.GET.get("errors_page"))
-        pages = max(1, math.ceil(execution.failed / ERRORS_PER_PAGE))
+        pages = max(1, math.ceil(shown / ERRORS_PER_PAGE))
         page = min(page, pages)
+        errors_query = execution.errors.filter(error_code=code) if code else execution.errors
         errors = list(
-            execution.errors.order_by("line", "id")[
+            errors_query.without_raw().order_by("line", "id")[
                 (page - 1) * ERRORS_PER_PAGE : page * ERRORS_PER_PAGE
             ]
         )
         importer = can_import(request)
         retries = list(execution.retries.order_by("id").values_list("id", flat=True))
+        reverted_by = list(execution.reverted_by.order_by("id").values_list("id", "status"))
         file_kept = bool(execution.file.name) and execution.file.storage.exists(execution.file.name)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Import execution #{execution.pk}",
+            "title": (
+                f"Revert execution #{execution.pk}"
+                if execution.reverts_id
+                else f"Import execution #{execution.pk}"
+            ),
             "subtitle": execution.file_name,
             "opts": self.opts,
             "execution": execution,
             "payload": progress_payload(execution),
             "counters": [
-                (name, label, execution.counters()[name]) for name, label in COUNTER_LABELS
+                (name, label, execution.counters()[name])
+                for name, label in (
+                    REVERT_COUNTER_LABELS if execution.reverts_id else COUNTER_LABELS
+                )
             ],
             "uploader": uploader_link(request, execution),
             "datamart_link": object_link(request, execution.datamart),
@@ -242,6 +301,12 @@ class ExecutionAdmin(DatamartScopedAdmin):
             "created": moment(execution.created_ts),
             "started": moment(execution.start_ts),
             "ended": moment(execution.end_ts),
+            "status_label": status_label(execution),
+            "pace": pace_facts(execution),
+            "chart": progress_chart(execution),
+            "error_codes": codes,
+            "error_code": code,
+            "errors_shown": shown,
             "errors": errors,
             "errors_page": page,
             "errors_pages": pages,
@@ -252,8 +317,10 @@ class ExecutionAdmin(DatamartScopedAdmin):
             "can_retry": importer
             and execution.status in (Execution.Status.FAILED, Execution.Status.CANCELED)
             and file_kept,
-            "can_download": importer and execution.failed > 0,
+            "can_download": importer and execution.failed > 0 and not execution.reverts_id,
+            "can_revert": importer and _revertible(execution),
             "retries": retries,
+            "reverted_by": reverted_by,
             "poll_milliseconds": POLL_MILLISECONDS,
             "default_mode": merge_mode_label(
                 MergeMode(
@@ -303,6 +370,40 @@ class ExecutionAdmin(DatamartScopedAdmin):
         messages.success(request, f"Execution #{retry.pk} runs the same file again.")
         return HttpResponseRedirect(reverse("admin:imports_execution_change", args=[retry.pk]))
 
+    def revert_view(self, request, object_id):
+        """GET: what the revert would do, and a confirmation; POST: start it."""
+        execution = self._execution(request, object_id)
+        if not can_import(request):
+            raise PermissionDenied
+        page = reverse("admin:imports_execution_change", args=[execution.pk])
+        if request.method == "POST":
+            try:
+                revert = execution_revert(
+                    execution=execution,
+                    force=request.POST.get("force") == "on",
+                    created_by=request.user,
+                )
+            except ImportRefused as refused:
+                messages.error(request, f"Cannot revert: {refused.message}.")
+                return HttpResponseRedirect(page)
+            messages.success(request, f"Execution #{revert.pk} reverts execution #{execution.pk}.")
+            return HttpResponseRedirect(reverse("admin:imports_execution_change", args=[revert.pk]))
+        try:
+            execution_revert_check(execution=execution)
+        except ImportRefused as refused:
+            messages.error(request, f"Cannot revert: {refused.message}.")
+            return HttpResponseRedirect(page)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Revert execution #{execution.pk}?",
+            "subtitle": execution.file_name,
+            "opts": self.opts,
+            "execution": execution,
+            "preview": execution_revert_preview(execution=execution),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/imports/execution/revert.html", context)
+
     def failed_lines_view(self, request, object_id):
         execution = self._execution(request, object_id)
         if not can_import(request):
@@ -313,6 +414,14 @@ class ExecutionAdmin(DatamartScopedAdmin):
         )
         response["Content-Disposition"] = f'attachment; filename="{failed_lines.file_name}"'
         return response
+
+
+def _revertible(execution: Execution) -> bool:
+    try:
+        execution_revert_check(execution=execution)
+    except ImportRefused:
+        return False
+    return True
 
 
 def _page_number(value: str | None) -> int:

@@ -32,6 +32,11 @@ PREVIEW_COUNT_LABELS = (
     ("failed", "Errors"),
 )
 SERVICE_COVERAGE_WARNING = "the preview covers the first"
+# The preview page stays short: these many diffs and errors open, the rest folded; in each diff,
+# every changed key but only the first unchanged ones.
+DIFFS_OPEN = 5
+ERRORS_OPEN = 10
+UNCHANGED_KEYS_SHOWN = 3
 DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
 
 
@@ -114,6 +119,12 @@ class DiffView:
     diff: ProfileDiff
     profile: str
     rows: list[DiffRow]
+    unchanged_hidden: int = 0  # unchanged keys left out of `rows`
+
+    @property
+    def row_span(self) -> int:
+        """Table rows of this diff: its keys, and one saying how many unchanged keys are left out."""
+        return len(self.rows) + (1 if self.unchanged_hidden else 0)
 
 
 def _json_cell(value: Any) -> str:
@@ -141,8 +152,12 @@ def diff_view(diff: ProfileDiff) -> DiffView:
                 change=change,
             )
         )
+    same = [row for row in rows if row.change == "same"]
+    hidden = same[UNCHANGED_KEYS_SHOWN:]
+    if hidden:
+        rows = [row for row in rows if row not in hidden]
     profile = f"{diff.compartment_id}/{diff.user_account_id or 'anonymous'}"
-    return DiffView(diff=diff, profile=profile, rows=rows)
+    return DiffView(diff=diff, profile=profile, rows=rows, unchanged_hidden=len(hidden))
 
 
 def preview_context(preview: ImportPreview, staged: StagedUpload, file_format: FileFormat):
@@ -162,12 +177,17 @@ def preview_context(preview: ImportPreview, staged: StagedUpload, file_format: F
         for warning in preview.warnings
         if not (preview.truncated and warning.startswith(SERVICE_COVERAGE_WARNING))
     ]
+    diffs = [diff_view(diff) for diff in preview.diffs]
     return {
         "preview": preview,
         "preview_counts": counts,
         "preview_coverage": coverage,
         "preview_warnings": warnings,
-        "preview_diffs": [diff_view(diff) for diff in preview.diffs],
+        "preview_diffs": diffs,
+        "preview_diffs_open": diffs[:DIFFS_OPEN],
+        "preview_diffs_folded": diffs[DIFFS_OPEN:],
+        "preview_errors_open": preview.errors[:ERRORS_OPEN],
+        "preview_errors_folded": preview.errors[ERRORS_OPEN:],
         "preview_delimiter": DELIMITER_NAMES.get(preview.delimiter or "", preview.delimiter),
         "staged": staged,
         "file_format": file_format,

@@ -26,7 +26,13 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect, QueryDict, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseRedirect,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
@@ -51,6 +57,7 @@ from imports.exports import export_file_name, export_job_start, export_needs_bac
 from imports.formats import FileFormat, format_spec
 from imports.models import DocumentImport
 from imports.resources import PROFILE_FORMATS, UserProfileResource
+from imports.samples import SAMPLE_NDJSON, SAMPLES, sample_file
 from imports.services import ImportRefused, document_import_column_mapping_save, execution_start
 from imports.uploads import (
     MovableFile,
@@ -116,12 +123,29 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
         return kwargs
 
     def get_urls(self):
+        sample = path(
+            "import/sample.<str:extension>",
+            self.admin_site.admin_view(self.sample_view),
+            name="profiles_userprofile_import_sample",
+        )
         mapping = path(
             "import/mapping/",
             self.admin_site.admin_view(self.import_mapping_view),
             name="profiles_userprofile_import_mapping",
         )
-        return [mapping, *super().get_urls()]
+        return [sample, mapping, *super().get_urls()]
+
+    def sample_view(self, request, extension: str):
+        """A sample file to start an import from (imports.samples)."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        file_format = next((fmt for fmt in SAMPLES if fmt.value.lower() == extension), None)
+        if file_format is None:
+            raise Http404("no sample in that format")
+        name, content = sample_file(file_format)
+        response = HttpResponse(content, content_type=format_spec(file_format).content_type)
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
     def import_action(self, request, **kwargs):
         if not self.has_import_permission(request):
@@ -148,6 +172,8 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
                 field.column_name for field in UserProfileResource().get_user_visible_fields()
             ],
             "preview_lines": settings.IMPORT_PREVIEW_LINES,
+            "sample_ndjson": SAMPLE_NDJSON,
+            "sample_formats": [fmt.value.lower() for fmt in SAMPLES],
             "process_url": reverse("admin:profiles_userprofile_process_import"),
             "mapping_url": reverse("admin:profiles_userprofile_import_mapping"),
             **context,

@@ -125,6 +125,12 @@ class ExecutionSerializer(serializers.Serializer):
     error = ExecutionFailureSerializer(
         required=False, help_text="Only on a FAILED execution: why it failed."
     )
+    reverts = serializers.IntegerField(
+        required=False,
+        help_text="Only on a revert: the execution whose changes it undoes. Its counters count "
+        "profiles (created: brought back, updated: restored, deleted: removed, failed: "
+        "conflicts); its lines are the reverted execution's history rows.",
+    )
 
     def to_representation(self, instance: Execution) -> dict:
         return instance.as_api_object()
@@ -140,3 +146,25 @@ class ExecutionErrorSerializer(serializers.Serializer):
 
     def to_representation(self, instance: ExecutionError) -> dict:
         return instance.as_api_object()
+
+
+class RevertPreviewSerializer(serializers.Serializer):
+    """What reverting an execution would do now, by profile."""
+
+    execution_id = serializers.IntegerField(help_text="The execution to revert.")
+    revertible = serializers.BooleanField(
+        help_text="Whether it can be reverted now (finished, not reverted already)."
+    )
+    reason = serializers.CharField(
+        allow_blank=True, help_text="Why not, when it cannot: the code POST would answer."
+    )
+    history_rows = serializers.IntegerField(help_text="Changes it recorded: the revert's lines.")
+    delete = serializers.IntegerField(help_text="Profiles it created: deleted by the revert.")
+    restore = serializers.IntegerField(help_text="Profiles it updated: their properties restored.")
+    recreate = serializers.IntegerField(help_text="Profiles it deleted: brought back.")
+    unchanged = serializers.IntegerField(
+        help_text="Profiles it created and deleted: nothing to do."
+    )
+    conflicts = serializers.IntegerField(
+        help_text="Profiles changed since by something else: left alone unless force=true."
+    )

@@ -16,6 +16,7 @@ ROUTES = [
     (EXECUTION, views.ExecutionDetailView, "execution"),
     (rf"{EXECUTION}/errors", views.ExecutionErrorsView, "execution-errors"),
     (rf"{EXECUTION}/cancel", views.ExecutionCancelView, "execution-cancel"),
+    (rf"{EXECUTION}/revert", views.ExecutionRevertView, "execution-revert"),
 ]
 
 urlpatterns = route_patterns(ROUTES)

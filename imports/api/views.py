@@ -20,22 +20,26 @@ from imports.api.serializers import (
     DocumentImportSerializer,
     ExecutionErrorSerializer,
     ExecutionSerializer,
+    RevertPreviewSerializer,
 )
 from imports.formats import format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
+from imports.revert import execution_revert, execution_revert_check, execution_revert_preview
 from imports.services import (
+    ImportRefused,
     document_import_create,
     document_import_update,
+    empty_file_refused,
     execution_cancel,
     execution_start,
 )
 from profiles.api import schema as docs
 from profiles.api.authentication import TokenUser
-from profiles.api.exceptions import PayloadTooLarge
+from profiles.api.exceptions import ApiError, PayloadTooLarge
 from profiles.api.pagination import keyset_page
 from profiles.api.paths import bad_request
 from profiles.api.views import DatamartView, page_response
-from profiles.merge import choose_merge_mode
+from profiles.merge import choose_merge_mode, parse_bool_word
 
 
 class DocumentImportListView(DatamartView):
@@ -182,8 +186,8 @@ class ExecutionListView(DocumentImportScopedView):
             merge_objects=request.query_params.get("merge_objects"),
         )
         upload = request.FILES.get("file")
-        if upload is None or not upload.size:
-            raise bad_request("EMPTY_FILE", "the body is empty: send the file as the body")
+        if upload is None:
+            raise empty_file_refused()
         file_name = upload.name
         if file_name == RawUploadParser.UNNAMED:
             file_name = f"upload.{spec.extension}"
@@ -225,7 +229,7 @@ class ExecutionErrorsView(DocumentImportScopedView):
     def get(self, request, dm, import_id, execution_id):
         execution = self.get_execution(import_id, execution_id)
         rows, next_cursor = keyset_page(
-            execution.errors.all(), keys=("line", "id"), query_params=request.query_params
+            execution.errors.without_raw(), keys=("line", "id"), query_params=request.query_params
         )
         return page_response(ExecutionErrorSerializer(rows, many=True).data, next_cursor)
 
@@ -243,3 +247,77 @@ class ExecutionCancelView(DocumentImportScopedView):
     def post(self, request, dm, import_id, execution_id):
         execution = execution_cancel(execution=self.get_execution(import_id, execution_id))
         return Response(ExecutionSerializer(execution).data)
+
+
+class ExecutionRevertView(DocumentImportScopedView):
+    @extend_schema(
+        operation_id="executions_revert_preview",
+        summary="What reverting an execution would do",
+        description="Counts by profile, from the execution's history: profiles to delete "
+        "(it created them), restore (it updated them), recreate (it deleted them), and the "
+        "conflicts (changed since by something else). Writes nothing.",
+        responses={200: RevertPreviewSerializer},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id, execution_id):
+        execution = self.get_execution(import_id, execution_id)
+        try:
+            execution_revert_check(execution=execution)
+            reason = ""
+        except ImportRefused as refused:
+            reason = refused.code
+        preview = execution_revert_preview(execution=execution)
+        return Response(
+            RevertPreviewSerializer(
+                {
+                    "execution_id": execution.pk,
+                    "revertible": not reason,
+                    "reason": reason,
+                    "history_rows": preview.rows,
+                    "delete": preview.delete,
+                    "restore": preview.restore,
+                    "recreate": preview.recreate,
+                    "unchanged": preview.unchanged,
+                    "conflicts": preview.conflicts,
+                }
+            ).data
+        )
+
+    @extend_schema(
+        operation_id="executions_revert",
+        summary="Revert an execution: put back every profile it changed",
+        description="Starts a revert, an execution of its own (answered PENDING, 201; follow it "
+        "like an import): profiles the execution created are deleted, those it updated get "
+        "their previous properties, those it deleted come back. A profile changed since by "
+        "anything else is left alone and reported as a REVERT_CONFLICT line error, unless "
+        "`force=true`. Only a SUCCEEDED, FAILED or CANCELED execution can be reverted "
+        "(else 409 EXECUTION_NOT_FINISHED), once (409 ALREADY_REVERTED; revert the revert to "
+        "undo it). The user points the execution created stay.",
+        parameters=[
+            OpenApiParameter(
+                "force",
+                bool,
+                description="Also put back the profiles changed since (their later changes are "
+                "undone too); false if absent.",
+            )
+        ],
+        request=None,
+        responses={201: ExecutionSerializer, 409: docs.ERROR},
+        tags=["document imports"],
+    )
+    def post(self, request, dm, import_id, execution_id):
+        execution = self.get_execution(import_id, execution_id)
+        force = parse_bool_word(request.query_params.get("force", "false"))
+        if force is None:
+            raise bad_request("INVALID_PARAMETER", "force must be true or false", field="force")
+        user = request.user
+        try:
+            revert = execution_revert(
+                execution=execution,
+                force=force,
+                created_by=None if isinstance(user, TokenUser) else user,
+                api_token=user.token if isinstance(user, TokenUser) else None,
+            )
+        except ImportRefused as refused:
+            raise ApiError(status.HTTP_409_CONFLICT, refused.code, refused.message) from None
+        return Response(ExecutionSerializer(revert).data, status=status.HTTP_201_CREATED)

@@ -32,10 +32,10 @@ _READER_OF_FORMAT: dict[FileFormat, type[Reader]] = {
     FileFormat.CSV: CsvReader,
     FileFormat.XLSX: XlsxReader,
 }
-_DEFAULT_OPTIONS = ReaderOptions()
 
 
 def open_reader(
-    path: str | os.PathLike[str], fmt: FileFormat, options: ReaderOptions = _DEFAULT_OPTIONS
+    path: str | os.PathLike[str], fmt: FileFormat, options: ReaderOptions | None = None
 ) -> Reader:
-    return _READER_OF_FORMAT[FileFormat(fmt)](os.fspath(path), options)
+    """The reader of `fmt`; without options, the defaults and the caps of the settings."""
+    return _READER_OF_FORMAT[FileFormat(fmt)](os.fspath(path), options or ReaderOptions())

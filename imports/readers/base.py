@@ -26,11 +26,13 @@ to know (XLSX) or the file cannot be read that far.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from imports.column_mapping import ColumnMapping
 from imports.formats import FileFormat
 from profiles.commands import LineError, ProfileCommand
+from profiles.strict_json import MAX_JSON_DEPTH
 
 
 class FileError(Exception):
@@ -43,18 +45,36 @@ class FileError(Exception):
         self.line = line
 
 
+def _setting(name: str, default: int) -> Any:
+    """A cap read from Django's settings when the options are made (README, Configuration)."""
+
+    def read() -> int:
+        from django.conf import settings
+
+        return int(getattr(settings, name, default))
+
+    return field(default_factory=read)
+
+
 @dataclass(frozen=True)
 class ReaderOptions:
     encoding: str = "utf-8"  # "utf-8" accepts an optional BOM
     delimiter: str | None = None  # CSV: None = sniff among , ; \t |
     empty_cell_is_empty_string: bool = False
     max_line_bytes: int = 1_000_000
-    max_depth: int = 32
+    max_depth: int = MAX_JSON_DEPTH  # parse-level bound; validation names a deeper field
     max_xlsx_uncompressed_bytes: int = 500_000_000
     # Deflate tops out near 1:1000; real sheets compress 5 to 50 times.
     max_xlsx_compression_ratio: int = 500
     # CSV/XLSX: the document import's headers → SPEC §3 columns; NDJSON/JSON do not read it.
     column_mapping: ColumnMapping | None = None
+    # The caps of hostile files, each a setting (README, Configuration).
+    max_columns: int = _setting("IMPORT_MAX_COLUMNS", 16_000)
+    max_cells_per_row: int = _setting("IMPORT_MAX_CELLS_PER_ROW", 16_384)
+    max_xlsx_shared_strings: int = _setting("IMPORT_XLSX_MAX_SHARED_STRINGS", 1_000_000)
+    max_xlsx_shared_strings_bytes: int = _setting(
+        "IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES", 64 * 1024 * 1024
+    )
 
 
 ImportRecord = ProfileCommand | LineError

@@ -3,15 +3,20 @@
 Rules chosen here (not in the SPEC):
 
 - CSV delimiter: chosen by parsing the first 64 KB with each candidate
-  (, ; tab |) and keeping the one that splits the header into columns and
-  gives every sampled row the header's cell count (then: more such rows, more
-  columns, the earlier candidate). A candidate that leaves a quoted cell
-  followed by anything but itself is out. csv.Sniffer guesses from character
+  (, ; tab |) and keeping the one that splits the header into columns, one of
+  them a command column's name, and gives every sampled row the header's cell
+  count (then: more such rows, more columns, the earlier candidate). A
+  candidate that leaves a quoted cell followed by anything but itself is out. csv.Sniffer guesses from character
   frequencies and is misled by free text (a `;` inside a comment column) and
   by quoted cells holding other candidates, which this check is not.
-- Undecodable bytes fail the file (INVALID_ENCODING naming the line): a wrong
-  encoding usually spoils every row. Broken quoting is INVALID_CSV; a record
-  longer than `max_line_bytes` (an unclosed quote?) is LINE_TOO_LONG.
+- A malformed record is a line error and the file goes on, as in NDJSON: bytes
+  the encoding cannot decode (INVALID_ENCODING, the row's cells kept with
+  U+FFFD in their place), a bare CR inside an unquoted cell (INVALID_CSV), one
+  physical line longer than `max_line_bytes` (LINE_TOO_LONG, read in bounded
+  pieces and dropped). Only a record that spreads over several physical lines
+  past `max_line_bytes` (an unclosed quote) fails the file (LINE_TOO_LONG): where
+  the next record starts cannot be known. The runner's message then says which
+  lines were applied.
 - A cell holding a line break makes one record of several physical lines: the
   line number counts records, not physical lines.
 """
@@ -19,26 +24,38 @@ Rules chosen here (not in the SPEC):
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
+from imports.flat_layout import RESERVED_COLUMNS
 from imports.formats import FileFormat
 from imports.readers.base import FileError, ImportRecord, Reader, ReaderOptions
 from imports.readers.flat_rows import columns_of_header, row_to_record
-from imports.readers.text import SNIFF_BYTES, open_binary, resolve_encoding, skip_bom
+from imports.readers.text import (
+    SNIFF_BYTES,
+    drain_line,
+    line_too_long,
+    open_binary,
+    resolve_encoding,
+    skip_bom,
+)
+from profiles.commands import LineError
 
 CSV_DELIMITERS = (",", ";", "\t", "|")
+_END = object()
 
 
 def _choose_delimiter(sample: str) -> str:
     """The candidate that splits the header and agrees best with the sampled rows.
 
-    Ranked by: splits the header at all, every sampled row has the header's
-    cell count, how many rows do, how many columns; ties go to the earlier
-    candidate, so a one-column file is comma-separated. Candidates that leave
-    a quoted cell followed by something else than themselves (strict parsing)
-    are out, unless that rules out all of them (a sloppily quoted file).
+    Ranked by: splits the header at all, gives a header cell that is a command
+    column's name (`email_hash`, `operation`…: a file needs one, and a header
+    such as `email_hash;note (a, b, c)` split at its commas has none), every
+    sampled row has the header's cell count, how many rows do, how many
+    columns; ties go to the earlier candidate, so a one-column file is
+    comma-separated. Candidates that leave a quoted cell followed by something
+    else than themselves (strict parsing) are out, unless that rules out all of
+    them (a sloppily quoted file).
     """
     lines = sample.splitlines(keepends=True)
     for strict in (True, False):
@@ -77,7 +94,8 @@ def _delimiter_score(lines: list[str], delimiter: str, strict: bool) -> tuple | 
     width = len(rows[0])
     sampled = rows[1:]
     matching = sum(1 for row in sampled if len(row) == width)
-    return (width > 1, matching == len(sampled), matching, width)
+    names_a_column = any(cell.strip() in RESERVED_COLUMNS for cell in rows[0])
+    return (width > 1, names_a_column, matching == len(sampled), matching, width)
 
 
 def _complete_lines(sample: bytes, whole_file: bool) -> bytes:
@@ -87,11 +105,16 @@ def _complete_lines(sample: bytes, whole_file: bool) -> bytes:
     return sample[: cut + 1] if cut >= 0 else sample
 
 
+class _LineTooLong(Exception):
+    """One physical line over the limit, drained: a line error, the file goes on."""
+
+
 class _CsvLineSource:
     """Decoded physical lines for csv.reader, keeping the byte offset and line counts.
 
     csv.reader pulls lines only until the record in hand is complete, so after
-    a record `offset` is exactly where the next record starts.
+    a record `offset` is exactly where the next record starts. The bytes of the
+    record in hand are kept (at most `limit` + 2 of them) for its line error.
     """
 
     def __init__(
@@ -103,6 +126,8 @@ class _CsvLineSource:
         self.limit = limit
         self.records_done = records_before
         self.record_bytes = 0
+        self.record_data: list[bytes] = []
+        self.undecodable: UnicodeDecodeError | None = None
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -113,29 +138,36 @@ class _CsvLineSource:
             raise StopIteration
         line = self.records_done + 1
         self.offset += len(data)
-        self.record_bytes += len(data)
         # csv.reader ends a record at the end of each string it is given, so a
         # cut line must stop here rather than be fed in pieces.
         cut_line = len(data) == self.limit + 2 and not data.endswith(b"\n")
+        if cut_line and not self.record_bytes:
+            self.offset += drain_line(self.stream)
+            raise _LineTooLong()
+        self.record_bytes += len(data)
         if cut_line or self.record_bytes > self.limit + 2:
             raise FileError(
                 "LINE_TOO_LONG",
-                f"line {line}: longer than {self.limit} bytes (an unclosed quote?)",
+                f"line {line}: a record spread over several lines is longer than {self.limit} "
+                "bytes (an unclosed quote?): the rest of the file cannot be read",
                 line=line,
             )
+        self.record_data.append(data)
         try:
             return data.decode(self.encoding)
         except UnicodeDecodeError as problem:
-            raise FileError(
-                "INVALID_ENCODING",
-                f"line {line}: byte {problem.start + 1} of the line is not valid "
-                f"{self.encoding}; say which encoding the file uses",
-                line=line,
-            ) from None
+            if self.undecodable is None:
+                self.undecodable = problem
+            return data.decode(self.encoding, errors="replace")
+
+    def record_text(self) -> str:
+        return b"".join(self.record_data).decode(self.encoding, errors="replace")
 
     def record_finished(self) -> None:
         self.records_done += 1
         self.record_bytes = 0
+        self.record_data = []
+        self.undecodable = None
 
 
 class CsvReader(Reader):
@@ -159,9 +191,24 @@ class CsvReader(Reader):
                 header = next(csv.reader(source, delimiter=self.delimiter), None)
             except csv.Error as problem:
                 raise FileError("INVALID_CSV", f"line 1: {problem}", line=1) from None
+            except _LineTooLong:
+                raise FileError(
+                    "LINE_TOO_LONG",
+                    f"line 1: the header is longer than {options.max_line_bytes} bytes",
+                    line=1,
+                ) from None
+        if source.undecodable is not None:
+            raise FileError(
+                "INVALID_ENCODING",
+                f"line 1: byte {source.undecodable.start + 1} of the header is not valid "
+                f"{self._encoding}; say which encoding the file uses",
+                line=1,
+            )
         if header is None:
             raise FileError("NO_HEADER", "the file is empty: expected a header line", line=1)
-        self.columns = columns_of_header(header, options.column_mapping)
+        self.columns = columns_of_header(
+            header, options.column_mapping, max_columns=options.max_columns
+        )
         self.headers = [column.header for column in self.columns]
         self._data_offset = source.offset
         self.position = source.offset
@@ -192,32 +239,59 @@ class CsvReader(Reader):
             source = self._line_source(stream, offset, records_before)
             rows = csv.reader(source, delimiter=self.delimiter)
             while True:
+                line = source.records_done + 1
+                record = self._next_record(rows, source, line)
+                if record is _END:
+                    return
+                source.record_finished()
+                if line <= after_line or record is None:
+                    continue
+                self.position = source.offset
+                yield record
+
+    def _next_record(self, rows: Iterator[list[str]], source: _CsvLineSource, line: int) -> Any:
+        """Record `line`: its command or line error, None for an empty row, _END at the end."""
+        try:
+            cells = next(rows)
+        except StopIteration:
+            return _END
+        except _LineTooLong:
+            return line_too_long(line, self.options.max_line_bytes)
+        except csv.Error as problem:
+            # csv.reader starts afresh at the next call: the file goes on.
+            return LineError(
+                line=line,
+                code="INVALID_CSV",
+                message=f"line {line}: {problem}",
+                raw=source.record_text(),
+            )
+        record = row_to_record(self.columns, cells, line=line, options=self.options, typed=False)
+        problem = source.undecodable
+        if problem is None:
+            return record
+        return LineError(
+            line=line,
+            code="INVALID_ENCODING",
+            message=f"line {line}: byte {problem.start + 1} of a line of the record is not "
+            f"valid {self._encoding}; say which encoding the file uses",
+            raw=getattr(record, "raw", None) or source.record_text(),
+        )
+
+    def _count_records(self) -> int | None:
+        """Non-empty records after the header, read in bounded lines as `iterate` does (a
+        50 MB line is never held whole); a malformed record counts as one."""
+        count = 0
+        with open_binary(self.path) as stream:
+            stream.seek(self._data_offset)
+            source = self._line_source(stream, self._data_offset, 1)
+            rows = csv.reader(source, delimiter=self.delimiter)
+            while True:
                 try:
                     cells = next(rows)
                 except StopIteration:
-                    return
-                except csv.Error as problem:
-                    line = source.records_done + 1
-                    raise FileError("INVALID_CSV", f"line {line}: {problem}", line=line) from None
+                    return count
+                except (_LineTooLong, csv.Error):
+                    cells = ["malformed"]
                 source.record_finished()
-                line = source.records_done
-                if line <= after_line:
-                    continue
-                record = row_to_record(
-                    self.columns, cells, line=line, options=self.options, typed=False
-                )
-                if record is not None:
-                    self.position = source.offset
-                    yield record
-
-    def _count_records(self) -> int | None:
-        """Non-empty records after the header (undecodable bytes replaced, not refused)."""
-        with open_binary(self.path) as stream:
-            skip_bom(stream, self._encoding)
-            text = io.TextIOWrapper(stream, encoding=self._encoding, errors="replace", newline="")
-            rows = csv.reader(text, delimiter=self.delimiter or ",")
-            try:
-                count = sum(1 for cells in rows if any(cells))
-            except csv.Error:
-                return None
-        return max(0, count - 1)  # the header
+                if any(cells):
+                    count += 1

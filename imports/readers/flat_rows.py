@@ -11,9 +11,10 @@ The header is parsed once (`columns_of_header`); each row then goes through
   account's own profile, SPEC §2), an UPSERT row gets `{}`.
 - force_replace / merge_objects cells are read as booleans (true/false/1/0/
   yes/no), since the CSV text "false" must not count as true downstream.
-- A leading apostrophe in an identifier cell (user_account_id, email_hash,
-  user_agent_id) is dropped: it is the spreadsheet convention for "text", and
-  the exporter adds it to identifiers that would otherwise read as formulas.
+- Every text cell goes through `flat_layout.formula_unescape` first: the `'`
+  that the exporter and the failed-lines file put before a formula start is
+  taken off (the spreadsheet convention for "text"), so those files read back
+  to the very values. The row's `raw` holds the cells so unescaped.
 - A `$compartment_id` column without suffix reads "1606" and 1606 alike as the
   integer; a `$user_account_id` column without suffix reads its cell as text.
 - A NUL character in a cell is a line error (NUL_CHARACTER).
@@ -21,6 +22,10 @@ The header is parsed once (`columns_of_header`); each row then goes through
   messages, `field` and the failed-lines file) and reads its cells as its target's; a
   mapping's `null` makes an ignored column (kept in the source record only), and a
   transform applies to a non-empty cell before anything else reads it.
+- Bounds: a header of more than `max_columns` cells fails the file before
+  anything is written (TOO_MANY_COLUMNS, line 1); a row of more than
+  `max_cells_per_row` cells is a line error (TOO_MANY_CELLS) that keeps none of
+  its cells.
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ from imports.column_mapping import ColumnMapping, mapped_columns, transform_cell
 from imports.flat_layout import (
     BOOL,
     BOOLEAN_COLUMNS,
-    IDENTIFIER_COLUMNS,
     INTEGER,
     CellError,
     FlatColumn,
@@ -41,6 +45,7 @@ from imports.flat_layout import (
     cell_text,
     codec_for,
     column_label,
+    formula_unescape,
     parse_header,
 )
 from imports.readers.base import FileError, ImportRecord, ReaderOptions
@@ -48,16 +53,37 @@ from profiles.commands import LineError, Operation, command_from_mapping, identi
 
 
 def columns_of_header(
-    raw_headers: Iterable[object], mapping: ColumnMapping | None = None
+    raw_headers: Iterable[object], mapping: ColumnMapping | None = None, *, max_columns: int
 ) -> list[FlatColumn]:
     """The header row's columns, through the document import's column mapping when it has one;
     a header that cannot be read (or that the mapping does not name) fails the file (line 1)."""
+    raw_headers = list(raw_headers)
+    if len(raw_headers) > max_columns:
+        raise too_many_columns(len(raw_headers), max_columns)
     try:
         return (
             parse_header(raw_headers) if mapping is None else mapped_columns(raw_headers, mapping)
         )
     except HeaderError as problem:
         raise FileError(problem.code, problem.message, line=1) from None
+
+
+def too_many_columns(count: int, max_columns: int) -> FileError:
+    return FileError(
+        "TOO_MANY_COLUMNS",
+        f"line 1: the header has {count} columns, over the limit of {max_columns} "
+        "(IMPORT_MAX_COLUMNS)",
+        line=1,
+    )
+
+
+def too_many_cells(line: int, count: int, max_cells: int) -> LineError:
+    return LineError(
+        line=line,
+        code="TOO_MANY_CELLS",
+        message=f"line {line}: the row has {count} cells, over the limit of {max_cells} "
+        "(IMPORT_MAX_CELLS_PER_ROW)",
+    )
 
 
 def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -94,20 +120,15 @@ def row_to_record(
     typed: bool,
 ) -> ImportRecord | None:
     """One CSV/XLSX row -> command, line error, or None for an empty row."""
+    if len(values) > options.max_cells_per_row:
+        return too_many_cells(line, len(values), options.max_cells_per_row)
     if all(_is_empty(value) for value in values):
         return None
-    raw = {
-        column.header: values[index] if index < len(values) else None
-        for index, column in enumerate(columns)
-        if column.role != "annotation"
-    }
+    cells = _row_cells(columns, values)
+    raw = {cell.column.header: cell.value for cell in cells if cell.column.role != "annotation"}
     count_problem = _cell_count_problem(columns, values, line, typed)
     if count_problem is not None:
         return replace(count_problem, raw=raw)
-    cells = [
-        _RowCell(column, index, values[index] if index < len(values) else None)
-        for index, column in enumerate(columns)
-    ]
     try:
         mapping = _mapping_from_cells(cells, options)
     except _RowProblem as problem:
@@ -121,6 +142,18 @@ def row_to_record(
             raw=raw,
         )
     return command_from_mapping(mapping, line=line, default_operation=Operation.UPSERT, raw=raw)
+
+
+def _row_cells(columns: list[FlatColumn], values: list[Any]) -> list[_RowCell]:
+    """The row's cells under their columns, a `'` of `formula_escape` taken off."""
+    count = len(values)
+    cells = []
+    for index, column in enumerate(columns):
+        value = values[index] if index < count else None
+        if value.__class__ is str and value[:1] == "'":
+            value = formula_unescape(value)
+        cells.append(_RowCell(column, index, value))
+    return cells
 
 
 def identifier_label_of_row(columns: list[FlatColumn], values: list[Any]) -> str:
@@ -188,10 +221,7 @@ def _command_cell_value(cell: _RowCell, options: ReaderOptions) -> Any:
             return BOOL.clean(cell_text(value), max_depth=options.max_depth)
         except CellError as problem:
             raise _RowProblem("INVALID_CELL", cell, str(problem)) from None
-    text = cell_text(value)
-    if name in IDENTIFIER_COLUMNS and text.startswith("'"):
-        text = text[1:]  # the spreadsheet "this is text" mark, see the module docstring
-    return text
+    return cell_text(value)
 
 
 def _profile_cell_value(cell: _RowCell, options: ReaderOptions) -> Any:

@@ -12,7 +12,7 @@ Rules chosen here (not in the SPEC):
 - A line is read with a bounded `readline`: one longer than `max_line_bytes` is
   drained in bounded pieces and reported (LINE_TOO_LONG), never held whole.
 - NDJSON records and JSON array elements are parsed as strict JSON
-  (`imports.strict_json`); a value that is not an object is INVALID_COMMAND.
+  (`profiles.strict_json`); a value that is not an object is INVALID_COMMAND.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import IO, Any, NamedTuple
 
 from imports.readers.base import FileError, ImportRecord
-from imports.strict_json import StrictJsonError, parse_strict_json
 from profiles.commands import LineError, command_from_mapping
+from profiles.strict_json import StrictJsonError, parse_strict_json
 
 _UTF8_BOM = codecs.BOM_UTF8
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)

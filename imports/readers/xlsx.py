@@ -8,7 +8,9 @@ Rules chosen here (not in the SPEC):
   than header columns is fine.
 - The zip is refused (FILE_TOO_LARGE) when its parts inflate past
   `max_xlsx_uncompressed_bytes` or one part over 1 MB is compressed more than
-  `max_xlsx_compression_ratio` times; XML is parsed through defusedxml.
+  `max_xlsx_compression_ratio` times; XML is parsed through defusedxml. The shared
+  strings, the header's width and each row's cells are bounded before openpyxl opens
+  the workbook (`imports.readers.xlsx_scan`).
 - The number of records is not counted before applying (`count_records` is None):
   it is known once the sheet is read.
 """
@@ -25,6 +27,7 @@ from imports.flat_layout import cell_text, column_label
 from imports.formats import FileFormat
 from imports.readers.base import FileError, ImportRecord, Reader, ReaderOptions
 from imports.readers.flat_rows import columns_of_header, identifier_label_of_row, row_to_record
+from imports.readers.xlsx_scan import unreadable_workbook, xlsx_bounds_check
 from profiles.commands import LineError
 
 
@@ -71,20 +74,6 @@ def check_xlsx_zip(path: str, options: ReaderOptions) -> None:
             )
 
 
-def _unreadable_workbook(problem: BaseException) -> FileError:
-    from defusedxml import DefusedXmlException
-
-    cause: BaseException | None = problem
-    while cause is not None:
-        if isinstance(cause, DefusedXmlException):
-            return FileError(
-                "INVALID_XLSX",
-                "the workbook holds forbidden XML (a DTD or entity declaration): refused for safety",
-            )
-        cause = cause.__cause__ or cause.__context__
-    return FileError("INVALID_XLSX", f"the workbook cannot be read: {problem}")
-
-
 def _load_first_sheet(path: str) -> Any:
     import openpyxl
 
@@ -94,7 +83,7 @@ def _load_first_sheet(path: str) -> Any:
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as problem:  # openpyxl raises many kinds for a broken workbook
-        raise _unreadable_workbook(problem) from None
+        raise unreadable_workbook(problem) from None
     if not workbook.worksheets:
         workbook.close()
         raise FileError("INVALID_XLSX", "the workbook has no sheet")
@@ -117,6 +106,7 @@ class XlsxReader(Reader):
     def __init__(self, path: str, options: ReaderOptions) -> None:
         super().__init__(path, options)
         check_xlsx_zip(path, options)
+        xlsx_bounds_check(path, options)
         workbook = _load_first_sheet(path)
         try:
             first_row = next(workbook.worksheets[0].iter_rows(max_row=1), ())
@@ -124,7 +114,7 @@ class XlsxReader(Reader):
         except FileError:
             raise
         except Exception as problem:
-            raise _unreadable_workbook(problem) from None
+            raise unreadable_workbook(problem) from None
         finally:
             workbook.close()
         if any(isinstance(value, _XlsxErrorValue) for value in header):
@@ -132,6 +122,7 @@ class XlsxReader(Reader):
         self.columns = columns_of_header(
             (None if value is None else cell_text(value) for value in header),
             options.column_mapping,
+            max_columns=options.max_columns,
         )
         self.headers = [column.header for column in self.columns]
 
@@ -158,7 +149,7 @@ class XlsxReader(Reader):
         except FileError:
             raise
         except Exception as problem:
-            raise _unreadable_workbook(problem) from None
+            raise unreadable_workbook(problem) from None
 
     def _record(self, values: list[Any], line: int) -> ImportRecord | None:
         for index, value in enumerate(values[: len(self.columns)]):

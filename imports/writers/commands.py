@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import BinaryIO
 
-from imports.strict_json import compact_json
 from imports.writers.items import ExportItem, export_item
 from profiles.commands import Operation, identifier_fields
+from profiles.strict_json import compact_json
 
 
 def write_ndjson_commands(items: Iterable[ExportItem], out: BinaryIO) -> int:

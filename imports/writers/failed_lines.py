@@ -5,8 +5,12 @@ Failed lines are written in the source format with `_line` and `_error` added
 delimiter), and the readers ignore those two names, so the file can be fixed and
 uploaded again. A line that did not parse as JSON is written back verbatim (it
 needs fixing anyway; undecodable bytes as the very bytes); a line too long to
-keep is written as an object holding only `_line` and `_error`. Cells are
-written back as they came: they are the client's own data.
+keep is written as an object holding only `_line` and `_error`, and so is a
+record kept only in part (IMPORT_ERROR_RAW_MAX_BYTES); a CSV/XLSX row that could
+not be split into cells (INVALID_CSV, LINE_TOO_LONG) gets empty cells. Cells are
+written back as they came (they are the client's own data), except that CSV and
+XLSX cells and headers go through `flat_layout.formula_escape`, as exports do:
+staff open this file in a spreadsheet, and the readers take the `'` off again.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO
 
+from imports.flat_layout import formula_escape
 from imports.formats import FileFormat
 from imports.writers.sheets import write_csv, write_xlsx
 from profiles.commands import ANNOTATION_KEYS, LineError
@@ -40,11 +45,15 @@ def write_failed_lines(
         return _write_failed_json(errors, out, as_array=fmt is FileFormat.JSON, encoding=encoding)
     errors = list(errors) if headers is None else errors
     columns = [h for h in (headers or _headers_of(errors)) if h not in ANNOTATION_KEYS]
-    rows = (_failed_row(error, columns) for error in errors)
-    header_row = [*columns, "_line", "_error"]
+    rows = ([_escaped(cell) for cell in _failed_row(error, columns)] for error in errors)
+    header_row = [*(formula_escape(column) for column in columns), "_line", "_error"]
     if fmt is FileFormat.CSV:
         return write_csv(header_row, rows, out, delimiter=delimiter, encoding=encoding)
     return write_xlsx(header_row, rows, out)
+
+
+def _escaped(cell: Any) -> Any:
+    return formula_escape(cell) if isinstance(cell, str) else cell
 
 
 def _headers_of(errors: Iterable[LineError]) -> list[str]:

@@ -13,9 +13,9 @@ header spelling, the codecs and the formula rules); here is what to write:
   another) -> `:json` holding the JSON text of the whole value at that path. A
   `$compartment_id` holding a string gets `:str`, since a bare `$compartment_id`
   column reads "1606" as 1606.
-- Identifier cells (user_account_id, email_hash, user_agent_id) that start with
-  a formula character or `'` get a leading `'`, which the reader drops (the
-  spreadsheet "text" convention). Identifiers holding control characters cannot
+- Identifier cells (user_account_id, email_hash, user_agent_id) go through
+  `flat_layout.formula_escape` (a leading `'` before a formula start, which the
+  reader drops: the spreadsheet "text" convention). Identifiers holding control characters cannot
   go to XLSX (openpyxl refuses them).
 - XLSX cells keep their types (numbers, booleans); CSV cells are text.
 
@@ -32,16 +32,15 @@ from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
 from imports.flat_layout import (
-    FORMULA_PREFIXES,
     JSON,
     STR,
     UNTYPED,
     CellCodec,
     codec_of_value,
+    formula_escape,
     render_header,
 )
 from imports.formats import FileFormat
-from imports.strict_json import compact_json
 from imports.writers.items import ExportItem, export_item
 from imports.writers.sheets import XLSX_MAX_COLUMNS, csv_text, write_csv, write_xlsx
 from profiles.commands import (
@@ -51,6 +50,7 @@ from profiles.commands import (
     Operation,
     UserAgentIdentifier,
 )
+from profiles.strict_json import compact_json
 
 _IDENTIFIER_ORDER = ("compartment_id", "user_account_id", "email_hash", "user_agent_id")
 
@@ -122,7 +122,7 @@ def _identifier_cells(identifier: Identifier) -> dict[str, Any]:
 
 
 def _escaped_identifier(value: str) -> str:
-    return "'" + value if value.startswith((*FORMULA_PREFIXES, "'")) else value
+    return formula_escape(value)
 
 
 class FlatLayout:

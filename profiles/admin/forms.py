@@ -32,7 +32,11 @@ class PropertiesEditorWidget(JSONEditorWidget):
     """django-json-widget's editor (bundled JSONEditor, no CDN), opened on the tree view.
 
     Its `format_value` fails on text that is not JSON (a hand-made POST); this one shows it.
+    Its colours follow the admin's theme (profiles/static/profiles/json_editor.css).
     """
+
+    class Media:
+        css = {"all": ("profiles/json_editor.css",)}
 
     def __init__(self, **kwargs):
         kwargs.setdefault("mode", "tree")
@@ -276,26 +280,72 @@ class UserPointForm(ScopedModelForm):
         return cleaned
 
 
-class CompartmentForm(ScopedModelForm):
-    class Meta:
-        model = Compartment
-        fields = ["datamart", "compartment_id", "name", "is_default", "list_properties"]
-        labels = {"is_default": "Default compartment", "list_properties": "Profile list columns"}
+MAX_LIST_COLUMNS = 8
 
-    def clean_list_properties(self):
-        value = self.cleaned_data.get("list_properties")
-        if value in (None, ""):
-            return []
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ValidationError('Give a JSON list of property paths, e.g. ["firstname"].')
-        if len(value) > 8:
-            raise ValidationError("At most 8 columns keep the list readable.")
+
+class PropertyPathsField(forms.CharField):
+    """Property paths typed one per line (commas work too), stored as a list of strings.
+
+    Each path is checked as the profile list's property filter reads it; a bad one is named.
+    """
+
+    widget = forms.Textarea(
+        attrs={"rows": 4, "cols": 40, "placeholder": "firstname\nnewsletter_options.subscribed"}
+    )
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(str(item) for item in value)
+        if isinstance(value, str) and value.startswith("["):
+            try:  # the stored JSON, as a model form hands it over
+                return "\n".join(str(item) for item in json.loads(value))
+            except (ValueError, TypeError):
+                return value
+        return value
+
+    def to_python(self, value) -> list[str]:
+        text = (super().to_python(value) or "").strip()
+        if text.startswith(("[", '"')):  # a JSON list, as the API and older forms send it
+            try:
+                paths = json.loads(text)
+            except ValueError:
+                paths = None
+            if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
+                raise ValidationError(
+                    "Give property paths one per line, or a JSON list of them such as "
+                    '["firstname"].'
+                )
+            return paths
+        return [path.strip() for path in text.replace(",", "\n").splitlines() if path.strip()]
+
+    def validate(self, value: list[str]) -> None:
+        if len(value) > MAX_LIST_COLUMNS:
+            raise ValidationError(
+                f"At most {MAX_LIST_COLUMNS} columns keep the list readable ({len(value)} given)."
+            )
         for path in value:
             try:
                 property_path_parse(path)
             except ProfileError as error:
-                raise ValidationError(error.message) from error
-        return value
+                named = error.message if path in error.message else f"“{path}”: {error.message}"
+                raise ValidationError(named) from error
+
+
+class CompartmentForm(ScopedModelForm):
+    list_properties = PropertyPathsField(
+        required=False,
+        label="Profile list columns",
+        help_text=(
+            "Property paths shown as columns in the profile list, one per line (or separated by "
+            "commas), e.g. firstname or newsletter_options.subscribed; dots go into nested "
+            f"objects. At most {MAX_LIST_COLUMNS}. Empty: the first keys of each profile."
+        ),
+    )
+
+    class Meta:
+        model = Compartment
+        fields = ["datamart", "compartment_id", "name", "is_default", "list_properties"]
+        labels = {"is_default": "Default compartment"}
 
 
 class ApiTokenAddForm(ScopedModelForm):

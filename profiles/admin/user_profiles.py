@@ -224,7 +224,9 @@ class UserProfileAdmin(ChangeHistoryMixin, EstimatedCountListMixin, DatamartScop
         if compartment is None or not compartment.list_properties:
             return self.list_display
         columns = [property_column(path) for path in compartment.list_properties]
-        return ("profile", "compartment", "account", *columns, "modified")
+        # The list is filtered on that compartment: its column would repeat it on every row,
+        # and the property columns need the room ("Last modified" stays on a 1366 px screen).
+        return ("profile", "account", *columns, "modified")
 
     @admin.display(description="Profile", ordering="id")
     def profile(self, obj):

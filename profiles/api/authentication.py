@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
+from profiles.api.auth_failures import FailedAuthenticationThrottle
 from profiles.models import ApiToken
 from profiles.services import api_token_authenticate
 
@@ -38,9 +39,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "").strip()
         if not header:
             return None
+        failures = FailedAuthenticationThrottle()
+        if failures.is_blocked(request):
+            wait = failures.wait()
+            raise exceptions.Throttled(
+                wait=wait,
+                detail="too many failed authentications from this address: retry in "
+                f"{max(1, int(wait or 1))} seconds",
+            )
         scheme, _, rest = header.partition(" ")
         raw_token = rest.strip() if scheme.lower() in {"bearer", "token"} else header
         if not raw_token or " " in raw_token or not raw_token.isprintable():
+            failures.failure_record()
             raise exceptions.AuthenticationFailed(
                 "malformed Authorization header: send `Authorization: <token>` or "
                 "`Authorization: Bearer <token>`",
@@ -48,6 +58,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             )
         token = api_token_authenticate(raw_token=raw_token)
         if token is None:
+            failures.failure_record()
             raise exceptions.AuthenticationFailed(
                 "unknown or revoked API token", code="INVALID_TOKEN"
             )

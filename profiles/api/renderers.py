@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 
 
 class Envelope(dict):
@@ -36,8 +36,29 @@ class EnvelopeJSONRenderer(JSONRenderer):
         return super().render(data, accepted_media_type, renderer_context)
 
 
+class StaffBrowsableAPIRenderer(BrowsableAPIRenderer):
+    """DRF's browsable API (its own bundled static files, no CDN), shown around the enveloped
+    JSON: only a staff member browsing with their admin session gets it (see below)."""
+
+
+def browses_as_staff(request) -> bool:
+    """A logged-in staff member's browser: an admin session, no API token, HTML accepted.
+
+    Read from Django's own request (its session user), so choosing the renderer never runs the
+    API's authentication: a token client always gets JSON, whatever its Accept header says.
+    """
+    django_request = getattr(request, "_request", request)
+    if django_request.META.get("HTTP_AUTHORIZATION"):
+        return False
+    if "text/html" not in django_request.META.get("HTTP_ACCEPT", ""):
+        return False
+    user = getattr(django_request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
+
+
 class JSONOnlyNegotiation(BaseContentNegotiation):
-    """The API speaks JSON whatever the client's Accept header says (no 406 for `text/plain`)."""
+    """The API speaks JSON whatever the client's Accept header says (no 406 for `text/plain`);
+    a staff member's browser gets the browsable API around the same JSON."""
 
     def select_parser(self, request, parsers):
         for parser in parsers:
@@ -48,6 +69,10 @@ class JSONOnlyNegotiation(BaseContentNegotiation):
         return None
 
     def select_renderer(self, request, renderers, format_suffix=None):
+        if browses_as_staff(request):
+            for renderer in renderers:
+                if isinstance(renderer, BrowsableAPIRenderer):
+                    return renderer, renderer.media_type
         renderer = renderers[0]
         return renderer, renderer.media_type
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from profiles.api import erasure, views
+from profiles.api import erasure, root, views
 from profiles.api.routing import DM, ID, route_patterns
 
 SELECTOR = rf"{DM}/user_points/(?P<selector>[^/]+)"
@@ -33,6 +33,7 @@ ROUTES = [
 ]
 
 urlpatterns = [
+    re_path(r"^$", root.ApiRootView.as_view(), name="api-root"),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *route_patterns(ROUTES),

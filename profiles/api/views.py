@@ -27,7 +27,12 @@ from profiles.api.paths import (
     parse_user_account_id,
 )
 from profiles.api.permissions import IsApiClient
-from profiles.api.renderers import Envelope, EnvelopeJSONRenderer, JSONOnlyNegotiation
+from profiles.api.renderers import (
+    Envelope,
+    EnvelopeJSONRenderer,
+    JSONOnlyNegotiation,
+    StaffBrowsableAPIRenderer,
+)
 from profiles.api.serializers import (
     CompartmentOutputSerializer,
     CompartmentSerializer,
@@ -69,7 +74,7 @@ class ApiView(APIView):
     """JSON in (strictly), the envelope out, whatever the client's Accept header says."""
 
     parser_classes = [StrictJSONParser]
-    renderer_classes = [EnvelopeJSONRenderer]
+    renderer_classes = [EnvelopeJSONRenderer, StaffBrowsableAPIRenderer]
     content_negotiation_class = JSONOnlyNegotiation
 
 

@@ -238,7 +238,7 @@ BAD_NDJSON_LINES = {
     "TOO_DEEP": '{"operation": "UPSERT", "email_hash": "h", "user_profile": '
     + '{"x": ' * 40
     + "1"
-    + "}" * 41
+    + "}" * 40
     + "}",
     "INVALID_COMMAND": "[1, 2]",
     "UNKNOWN_FIELD": _line_with(user_profil={}),
@@ -348,6 +348,32 @@ def test_a_merge_that_grows_past_the_size_limit_fails_that_line_only(document_im
     assert properties_of("c1") == {"a": half, "c": 1}
 
 
+def test_a_merge_over_the_size_limit_in_utf8_bytes_but_not_in_characters_fails(
+    document_import,
+):
+    # 150,000 emoji: 600,000 bytes in UTF-8, 150,000 characters. Two of them merged take
+    # 1,200,000+ bytes (over MAX_PROFILE_BYTES) but only 300,000+ characters.
+    half = "\U0001f600" * 150_000
+    execution = import_file(
+        document_import,
+        ndjson(
+            *(
+                json.dumps(command, ensure_ascii=False)  # 600 KB lines, under max_line_bytes
+                for command in (account("c1", {"a": half}), account("c1", {"b": half}))
+            ),
+            account("c2", {"c": 1}),
+        ),
+    )
+    assert errors_of(execution) == [(2, "TOO_LARGE")]
+    # The merge fails at write time, in the engine: counted in `failed` all the same.
+    assert counters(execution) == {"total": 3, "processed": 3, "created": 2, "failed": 1}
+    error = execution.errors.get()
+    merged = properties_of("c1") | {"b": half}
+    text = json.dumps(merged, ensure_ascii=False, separators=(",", ":"))
+    assert f"take {len(text.encode())} bytes as JSON" in error.message and len(text) < 1_000_000
+    assert properties_of("c1") == {"a": half} and properties_of("c2") == {"c": 1}
+
+
 CSV_HEADER = "operation,compartment_id,user_account_id,$compartment_id,$user_account_id,age:int\n"
 
 
@@ -372,6 +398,25 @@ def test_bad_csv_rows_are_reported_with_their_line_number(csv_import, row, code)
     assert execution.delimiter == "," and execution.headers[0] == "operation"
 
 
+@pytest.mark.parametrize(
+    ("bad_line", "bad_row", "code"),
+    [
+        (6, b"UPSERT,1606,b6,1606,b6\r,6\n", "INVALID_CSV"),  # a bare CR in an unquoted cell
+        (3, "UPSERT,1606,é,1606,é,3\n".encode("latin-1"), "INVALID_ENCODING"),
+    ],
+)
+def test_a_malformed_csv_row_is_a_line_error_and_the_rows_after_it_land(
+    csv_import, bad_line, bad_row, code
+):
+    rows = [f"UPSERT,1606,g{line},1606,g{line},{line}\n".encode() for line in range(2, 11)]
+    rows[bad_line - 2] = bad_row
+    execution = import_file(csv_import, CSV_HEADER.encode() + b"".join(rows), name="crm.csv")
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert errors_of(execution) == [(bad_line, code)]
+    assert execution.failed == 1 and execution.created == 8
+    assert properties_of("g10") == {"age": 10}
+
+
 # --------------------------------------------------------------------------- file errors
 
 
@@ -387,14 +432,14 @@ def test_bad_csv_rows_are_reported_with_their_line_number(csv_import, row, code)
             0,
         ),
         ("x.ndjson", "APPLICATION_X_NDJSON", b"{}", {"encoding": "klingon"}, "UNKNOWN_ENCODING", 0),
-        ("empty.csv", "TEXT_CSV", b"", {}, "NO_HEADER", 0),
+        ("blank.csv", "TEXT_CSV", b"\n", {}, "NO_HEADER", 0),
         (
-            "latin.csv",
+            "unclosed.csv",
             "TEXT_CSV",
-            (CSV_HEADER + "UPSERT,1606,g1,1606,g1,1\n").encode()
-            + "UPSERT,1606,é,1606,é,2\n".encode("latin-1"),
+            (CSV_HEADER + "UPSERT,1606,g1,1606,g1,1\n" + 'UPSERT,1606,g2,1606,g2,"open\n').encode()
+            + b"x\n" * 600_000,
             {},
-            "INVALID_ENCODING",
+            "LINE_TOO_LONG",
             1,
         ),
         ("object.json", "APPLICATION_JSON", b'{"operation": "UPSERT"}', {}, "NOT_AN_ARRAY", 0),
@@ -420,6 +465,11 @@ def test_a_file_level_problem_fails_the_execution_after_applying_the_lines_befor
     assert execution.error_code == code and execution.error_message
     assert execution.processed == applied
     assert UserProfile.objects.count() == applied
+    if execution.start_ts is not None and applied:
+        # Found mid-file: the message says which lines were applied.
+        assert execution.error_message.endswith(
+            " were applied or reported as line errors, none after it"
+        )
 
 
 def test_an_upload_over_the_size_cap_fails_at_once_and_is_not_stored(document_import, settings):
@@ -592,6 +642,23 @@ def test_a_chunk_that_keeps_killing_its_worker_fails_the_execution(document_impo
     assert execution.error_code == "CHUNK_KEEPS_FAILING"
     assert "after line 2" in execution.error_message
     assert (execution.processed, UserProfile.objects.count()) == (2, 2)
+
+
+@pytest.mark.parametrize(("dead_runs", "status"), [(2, "SUCCEEDED"), (3, "FAILED")])
+def test_exactly_max_attempts_runs_are_allowed_at_one_checkpoint(
+    document_import, settings, dead_runs, status
+):
+    settings.IMPORT_MAX_ATTEMPTS = 3
+    settings.IMPORT_CHUNK_SIZE = 2
+    execution = upload(document_import, ndjson(*(account(f"c{i}", {"a": i}) for i in range(6))))
+    with pytest.raises(_WorkerKilled):
+        run(execution, worker="w1", progress=_die_after(1))  # one chunk commits
+    for _ in range(dead_runs):  # runs that die inside the second chunk
+        assert runner._claim(execution.pk, "w1") is not None
+    # The 3rd run at the checkpoint still runs; the 4th is refused.
+    run(execution, worker="w1")
+    assert execution.status == status
+    assert UserProfile.objects.count() == (6 if status == "SUCCEEDED" else 2)
 
 
 def test_attempts_are_reset_when_a_chunk_commits(document_import, settings):

@@ -370,11 +370,19 @@ def test_import_profiles_runs_the_pipeline_and_prints_the_counters(
         tmp_path, "crm.ndjson", ndjson(account("c1", {"a": 1}), account("c2", {"a": 2}), "{bad")
     )
     output = _command("--datamart", "1", str(path))
-    assert "SUCCEEDED: total 3, processed 3, created 2" in output
+    assert "SUCCEEDED · 1 of 3 lines failed: total 3, processed 3, created 2" in output
     assert "line 3 INVALID_JSON" in output
     execution = Execution.objects.get()
     assert execution.document_import.name == "import_profiles command (NDJSON)"
     assert properties_of("c2") == {"a": 2}
+
+
+@pytest.mark.parametrize("name", ["empty.ndjson", "empty.csv"])
+def test_an_empty_file_is_refused_by_the_command_like_the_api(datamart, tmp_path, name):
+    with pytest.raises(CommandError) as caught:
+        _command("--datamart", "1", str(_file(tmp_path, name, b"")))
+    assert str(caught.value) == "EMPTY_FILE: the file is empty: send the file to import"
+    assert not Execution.objects.exists()
 
 
 def test_import_profiles_takes_format_encoding_and_strategy(datamart, crm_compartment, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from profiles import merge
 from profiles.merge import (
     DEFAULT_MERGE_MODE,
     MergeMode,
@@ -596,3 +597,43 @@ def test_deep_merge_keeps_every_stored_array_element(existing, incoming):
 @given(json_values)
 def test_json_equal_survives_a_json_round_trip(value):
     assert json_equal(value, json.loads(json.dumps(value)))
+
+
+_numbers = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**60), 2**60).map(float),
+    st.sampled_from([0, 0.0, -0.0, 1, 1.0, True, False, 4.16204692637487e16, 41620469263748700]),
+)
+_close_values = st.recursive(
+    st.none() | st.booleans() | _numbers | st.text(max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(alphabet="ab", max_size=1), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(_close_values, _close_values)
+def test_json_equal_is_equality_of_the_canonical_forms(left, right):
+    """The direct walk says what comparing `_canonical` forms says, for nested objects,
+    arrays, nulls, unicode and numbers of every kind (1 and 1.0, True and 1, big floats)."""
+    assert json_equal(left, right) == (merge._canonical(left) == merge._canonical(right))
+    assert json_equal(left, left)
+
+
+@given(_close_values)
+def test_json_equal_meets_a_copy_with_ints_as_floats(value):
+    def floats(item):
+        if isinstance(item, dict):
+            return {key: floats(sub) for key, sub in item.items()}
+        if isinstance(item, list):
+            return [floats(sub) for sub in item]
+        if type(item) is int and abs(item) < 2**53:
+            return float(item)
+        return item
+
+    twin = floats(value)
+    assert json_equal(value, twin) == (merge._canonical(value) == merge._canonical(twin))
+    assert json_equal(value, twin)

@@ -154,7 +154,8 @@ def test_preview_of_a_long_file_says_how_much_it_covers(importer_client, setting
     [
         ("crm.bin", b"a,b\n1,2\n", {}, "cannot be told from its name"),
         ("crm.csv", b"", {}, "The submitted file is empty."),
-        ("crm.csv", "user_account_id,firstname\nc-1,Ren\xe9\n".encode("latin-1"), {}, "encoding"),
+        # In the header: the file fails (a bad byte in a row is that row's line error).
+        ("crm.csv", "user_account_id,prénom\nc-1,René\n".encode("latin-1"), {}, "encoding"),
         ("crm.xlsx", b"PK\x03\x04 not really a workbook", {}, "cannot be imported as XLSX"),
         ("crm.json", b'{"operation": "UPSERT"}', {}, "cannot be imported as JSON"),
         ("crm.csv", b"user_account_id,firstname\n", {}, "The file holds no line to import."),

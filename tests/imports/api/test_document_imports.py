@@ -221,7 +221,12 @@ def test_upload_of_an_empty_body_answers_400(api):
     created = create_import(api)
     # The test client drops Content-Type with an empty body; a real client sends it.
     response = upload(api, created["id"], b"", CONTENT_TYPE="application/x-ndjson")
-    assert error(response, 400)["error_code"] == "EMPTY_FILE"
+    body = error(response, 400)
+    assert (body["error_code"], body["error"]) == (
+        "EMPTY_FILE",
+        "the file is empty: send the file to import",
+    )
+    assert not Execution.objects.exists()
 
 
 def test_upload_over_the_size_cap_answers_413(api, settings):
@@ -380,3 +385,19 @@ def test_a_failed_execution_says_why_and_a_successful_one_has_no_error(
         response = upload(api, ndjson["id"])
     succeeded = data(api.get(f"{IMPORTS}/{ndjson['id']}/executions/{data(response)['id']}"))
     assert succeeded["status"] == "SUCCEEDED" and "error" not in succeeded
+
+
+def test_the_errors_page_reads_no_source_record(api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    created = create_import(api)
+    execution = Execution.objects.get(pk=data(upload(api, created["id"]))["id"])
+    ExecutionError.objects.create(
+        execution=execution, line=1, error_code="X", message="m", raw={"a": "x" * 10_000}
+    )
+    with CaptureQueriesContext(connection) as queries:
+        body = api.get(f"{IMPORTS}/{created['id']}/executions/{execution.pk}/errors").json()
+    assert [item["line"] for item in body["data"]] == [1]
+    error_queries = [q["sql"] for q in queries if "imports_executionerror" in q["sql"]]
+    assert error_queries and not any('."raw"' in sql for sql in error_queries)

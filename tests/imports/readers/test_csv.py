@@ -281,14 +281,60 @@ def test_csv_undecodable_bytes_fail_the_file_naming_the_line(tmp_path):
     assert caught.value.message.startswith("line 1:")
 
 
-def test_csv_undecodable_bytes_later_in_the_file_name_their_line(tmp_path):
+def test_csv_undecodable_bytes_later_in_the_file_are_a_line_error_and_the_file_goes_on(tmp_path):
     path = tmp_path / "late.csv"
-    path.write_bytes(b"email_hash,a\nh1,1\nh2,1\nh3,\xe9\n")
-    records = []
+    path.write_bytes(b"email_hash,a\nh1,1\nh2,\xe9\nh3,1\n")
+    records = list(open_reader(path, FileFormat.CSV))
+    assert codes(records) == [(2, "OK"), (3, "INVALID_ENCODING"), (4, "OK")]
+    assert records[1].message.startswith("line 3: byte 4 ")
+    assert records[1].raw == {"email_hash": "h2", "a": "\ufffd"}
+
+
+def test_csv_bare_carriage_return_in_an_unquoted_cell_is_a_line_error(tmp_path):
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"email_hash,a\nh1,1\nh2,x\ry\nh3,1\n")
+    records = list(open_reader(path, FileFormat.CSV))
+    assert codes(records) == [(2, "OK"), (3, "INVALID_CSV"), (4, "OK")]
+    assert records[1].message.startswith("line 3: new-line character seen in unquoted field")
+
+
+def test_csv_one_line_over_the_limit_is_a_line_error_read_in_pieces(tmp_path):
+    text = "email_hash,a\nh1,1\nh2," + "x" * 5000 + "\nh3,1\n"
+    records = read_csv(tmp_path, text, max_line_bytes=1000)
+    assert codes(records) == [(2, "OK"), (3, "LINE_TOO_LONG"), (4, "OK")]
+
+
+def test_csv_resume_after_line_errors_yields_the_same_records(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"email_hash,a\nh1,1\nh2,x\ry\nh3,\xe9\nh4,1\nh5,2\n")
+    everything = list(open_reader(path, FileFormat.CSV))
+    reader = open_reader(path, FileFormat.CSV)
+    stream = reader.iterate()
+    for _ in range(3):
+        last = next(stream)
+    stream.close()
+    resumed = open_reader(path, FileFormat.CSV).iterate(
+        after_line=last.line, at_offset=reader.position
+    )
+    assert list(resumed) == everything[3:]
+
+
+def test_csv_header_wider_than_the_column_cap_fails_before_any_row(tmp_path):
+    header = "email_hash," + ",".join(f"c{i}" for i in range(50))
     with pytest.raises(FileError) as caught:
-        records.extend(open_reader(path, FileFormat.CSV))
-    assert caught.value.line == 4
-    assert codes(records) == [(2, "OK"), (3, "OK")]
+        read_csv(tmp_path, header + "\nh1\n", max_columns=20)
+    assert (caught.value.code, caught.value.line) == ("TOO_MANY_COLUMNS", 1)
+    assert "51 columns, over the limit of 20 (IMPORT_MAX_COLUMNS)" in caught.value.message
+
+
+def test_csv_row_over_the_cell_cap_is_a_line_error_keeping_no_cells(tmp_path):
+    text = "email_hash,a\nh1," + "," * 40 + "\nh2,1\n"
+    records = read_csv(tmp_path, text, max_cells_per_row=30)
+    assert codes(records) == [(2, "TOO_MANY_CELLS"), (3, "OK")]
+    assert records[0].raw is None
+    assert records[0].message == (
+        "line 2: the row has 42 cells, over the limit of 30 (IMPORT_MAX_CELLS_PER_ROW)"
+    )
 
 
 def test_csv_unclosed_quote_does_not_swallow_the_file(tmp_path):
@@ -330,3 +376,16 @@ def test_csv_count_is_the_non_empty_records_after_the_header(tmp_path):
         FileFormat.CSV,
     )
     assert reader.count_records() == 2 == len(list(reader))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    ["", "h1;1\n", "h1;x, y, z\n", "h1;x, y\nh2;z\n"],
+    ids=["header-only", "one-row", "row-with-as-many-commas", "two-rows"],
+)
+def test_a_semicolon_file_whose_header_holds_commas_is_sniffed_as_semicolon(tmp_path, rows):
+    text = "email_hash;note (a, b, c)\n" + rows
+    reader = open_reader(write_text(tmp_path, "semi.csv", text), FileFormat.CSV)
+    assert reader.delimiter == ";"
+    assert reader.headers == ["email_hash", "note (a, b, c)"]
+    assert all(set(record.user_profile) == {"note (a, b, c)"} for record in reader)

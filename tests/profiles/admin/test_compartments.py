@@ -116,3 +116,30 @@ def test_an_existing_compartment_id_is_refused_not_a_crash(datamart, crm_compart
     assert response.status_code == 200
     assert response.context["adminform"].form.errors
     assert Compartment.objects.filter(compartment_id=1606).count() == 1
+
+
+def test_profile_list_columns_are_typed_one_per_line_or_with_commas(crm_compartment, alice, login):
+    client = login(alice)
+    page = client.get(f"{COMPARTMENTS}{crm_compartment.pk}/change/").content.decode()
+    assert '<textarea name="list_properties"' in page
+    response = client.post(
+        f"{COMPARTMENTS}{crm_compartment.pk}/change/",
+        {"name": "CRM", "list_properties": "firstname\r\nnewsletter.subscribed, age\r\n\r\n"},
+    )
+    assert response.status_code == 302
+    crm_compartment.refresh_from_db()
+    assert crm_compartment.list_properties == ["firstname", "newsletter.subscribed", "age"]
+    page = client.get(f"{COMPARTMENTS}{crm_compartment.pk}/change/").content.decode()
+    assert "firstname\nnewsletter.subscribed\nage</textarea>" in page
+    too_many = "\n".join(f"p{index}" for index in range(9))
+    response = client.post(
+        f"{COMPARTMENTS}{crm_compartment.pk}/change/", {"name": "CRM", "list_properties": too_many}
+    )
+    assert "At most 8 columns" in str(response.context["adminform"].form.errors)
+    response = client.post(
+        f"{COMPARTMENTS}{crm_compartment.pk}/change/",
+        {"name": "CRM", "list_properties": "ok\na..b"},
+    )
+    assert response.context["adminform"].form.errors["list_properties"] == [
+        "'a..b' is not a property path: write keys joined by dots, e.g. newsletter.subscribed"
+    ]

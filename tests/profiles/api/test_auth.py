@@ -143,3 +143,22 @@ def test_a_staff_write_is_recorded_with_the_user(staff):
     assert response.status_code == 201
     change = ProfileChange.objects.get()
     assert (change.source, change.user_id, change.api_token_id) == ("api", staff.pk, None)
+
+
+def test_bad_token_guesses_are_throttled_per_address_with_429(settings, token):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"api_token": "1000/minute", "auth_failure": "3/minute"},
+    }
+    guesses = [ApiClient(f"pst_guess{i}").get(COMPARTMENTS).status_code for i in range(3)]
+    assert guesses == [401, 401, 401]
+    blocked = ApiClient(f"pst_guess{4}").get(COMPARTMENTS)
+    body = error(blocked, 429)
+    assert body["error_code"] == "RATE_LIMITED"
+    assert body["error"].startswith("too many failed authentications from this address")
+    assert int(blocked["Retry-After"]) >= 1
+    # The good token gets no answer either from this address, until the window passes…
+    assert error(ApiClient(token[1]).get(COMPARTMENTS), 429)
+    # …while another address is not held back by these guesses.
+    elsewhere = Client(HTTP_AUTHORIZATION=token[1], REMOTE_ADDR="10.1.2.3")
+    assert ApiClient(client=elsewhere).get(COMPARTMENTS).status_code == 200

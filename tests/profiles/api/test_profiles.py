@@ -151,18 +151,22 @@ def test_a_known_uuid_selector_writes_that_point(api, crm_compartment):
     assert UserProfile.objects.filter(user_point_id=point).count() == 2
 
 
+@pytest.mark.parametrize("method", ["put", "patch"])
 @pytest.mark.parametrize(
-    "body",
+    ("body", "field"),
     [
-        {"$compartment_id": 1, "a": 1},
-        {"$compartment_id": "7", "a": 1},
-        {"$user_account_id": "someone-else", "a": 1},
-        {"$user_account_id": None, "a": 1},
+        ({"$compartment_id": 1, "a": 1}, "$compartment_id"),
+        ({"$compartment_id": "7", "a": 1}, "$compartment_id"),
+        ({"$user_account_id": "someone-else", "a": 1}, "$user_account_id"),
+        ({"$user_account_id": None, "a": 1}, "$user_account_id"),
     ],
 )
-def test_dollar_keys_that_disagree_with_the_path_answer_400(api, crm_compartment, body):
-    found = error(api.put(PROFILE, body), 400)
-    assert found["error_code"] == "ADDRESS_MISMATCH"
+def test_dollar_keys_that_disagree_with_the_path_answer_400(
+    api, crm_compartment, body, field, method
+):
+    found = error(getattr(api, method)(PROFILE, body), 400)
+    assert (found["error_code"], found["field"]) == ("ADDRESS_MISMATCH", field)
+    assert found["error"].startswith(field) and "differs from the" in found["error"]
     assert not UserProfile.objects.exists()
 
 

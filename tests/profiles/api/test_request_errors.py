@@ -16,14 +16,14 @@ PROFILE = profile_path("email_hash=h1", compartment_id=1)
         ('{"a": NaN}', "NON_FINITE_NUMBER"),
         ('{"a": Infinity}', "NON_FINITE_NUMBER"),
         ('{"a": -Infinity}', "NON_FINITE_NUMBER"),
-        ('{"a": 1e999}', "INVALID_NUMBER"),
+        ('{"a": 1e999}', "NON_FINITE_NUMBER"),
         ('{"a": 99999999999999999999}', "INVALID_NUMBER"),
         ('{"a": ' + "9" * 5000 + "}", "INVALID_NUMBER"),
         ('{"a": 1, "a": 2}', "DUPLICATE_KEY"),
         ('{"a": {"b": 1, "b": 1}}', "DUPLICATE_KEY"),
         ('{"a": "x\\u0000y"}', "NUL_CHARACTER"),
         ('{"a\\u0000": 1}', "NUL_CHARACTER"),
-        ('{"a": "\\ud800"}', "INVALID_STRING"),
+        ('{"a": "\\ud800"}', "INVALID_UNICODE"),
         ("[" * 100_000 + "]" * 100_000, "TOO_DEEP"),
         ('{"a": ' + "[" * 40 + "]" * 40 + "}", "TOO_DEEP"),
         ('{"a": 1', "MALFORMED_JSON"),
@@ -82,7 +82,7 @@ def test_a_json_charset_parameter_is_accepted(api):
 
 
 def test_unknown_paths_under_the_api_answer_a_json_404(api):
-    for path in ("/api/v1/", "/api/v1/nothing", f"{BASE}/compartments/x", f"{BASE}/unknown/1"):
+    for path in ("/api/v1/nothing", "/api/v1/v1", f"{BASE}/compartments/x", f"{BASE}/unknown/1"):
         assert error(api.get(path), 404)["error_code"] == "NOT_FOUND", path
 
 

@@ -25,7 +25,11 @@ def test_the_schema_is_served_as_yaml_and_json(client):
         "{compartment_id}/user_account_id={user_account_id}" in paths
     )
     operations = [op for ops in paths.values() for op in ops if op != "parameters"]
-    assert len(operations) == 28
+    assert len(operations) == 30
+    revert = paths[
+        "/api/v1/datamarts/{dm}/document_imports/{import_id}/executions/{execution_id}/revert"
+    ]
+    assert set(revert) >= {"get", "post"} and "409" in revert["post"]["responses"]
     assert not [path for path in paths if path.endswith("/")]
 
 

@@ -136,3 +136,23 @@ def test_delete_removes_the_point_its_identifiers_and_profiles(api, point):
     assert not UserPoint.objects.exists()
     assert not UserProfile.objects.exists() and not UserAccount.objects.exists()
     assert error(api.get(f"{BASE}/user_points/{point.pk}"), 404)
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_a_profile_write_through_another_datamarts_point_answers_404_and_creates_nothing(
+    point, other_api, method
+):
+    # Datamart 2's token, on datamart 2's path, naming datamart 1's point by its id.
+    profiles_before = list(UserProfile.objects.order_by("pk").values_list("pk", "properties"))
+    for path in (
+        f"/api/v1/datamarts/2/user_points/{point.pk}/user_profiles/compartment_id=1",
+        f"/api/v1/datamarts/2/user_points/user_point_id={point.pk}/user_profiles/compartment_id=1",
+        f"{BASE}/user_points/{point.pk}/user_profiles/compartment_id=1606/user_account_id=acc,1 x",
+    ):
+        response = getattr(other_api, method)(path, {"firstname": "Mallory"})
+        assert error(response, 404)["error_code"] in {"USER_POINT_NOT_FOUND", "NOT_FOUND"}, path
+    assert (
+        list(UserProfile.objects.order_by("pk").values_list("pk", "properties")) == profiles_before
+    )
+    assert not UserProfile.objects.filter(compartment__datamart_id=2).exists()
+    assert not UserPoint.objects.filter(datamart_id=2).exists()

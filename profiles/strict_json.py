@@ -1,14 +1,18 @@
-"""JSON as imports read it and exports write it.
-
-Read: strict everywhere (NDJSON lines, array elements, `:json` cells).
+"""JSON text read strictly, the one reader of the project's JSON: API request bodies
+(`profiles.api.parsers`), import lines and array elements, `:json` cells; and the JSON
+exports write.
 
 Rules chosen here (not in the SPEC): duplicate keys, NaN/Infinity (and numbers
-that overflow to infinity), NUL characters, lone UTF-16 surrogates and nesting
-deeper than `max_depth` (the command object itself is level 1) are refused,
-since PostgreSQL `jsonb` cannot store them or would silently keep only one
-duplicate. Each refusal carries a machine code (DUPLICATE_KEY, NON_FINITE_NUMBER,
-NUL_CHARACTER, INVALID_UNICODE, TOO_DEEP, INVALID_JSON) that becomes the line
-error's code.
+that overflow to infinity), integers outside 64 bits (checked on their digits
+first: `int()` of thousands of digits is slow), NUL characters, lone UTF-16
+surrogates and nesting deeper than `max_depth` are refused, since PostgreSQL
+`jsonb` cannot store them or would silently keep only one duplicate. Each
+refusal carries a machine code (DUPLICATE_KEY, NON_FINITE_NUMBER,
+INVALID_NUMBER, NUL_CHARACTER, INVALID_UNICODE, TOO_DEEP, INVALID_JSON) and one
+message, the same for an API body and an import line (where it becomes the line
+error's code and message). `MAX_JSON_DEPTH` is deeper than any valid profile
+(validation stops at 32 and names the field), so a too-deep profile gets the
+same field-named error on every path; past it only the bracket count is looked at.
 
 Written: `compact_json`, without spaces, non-ASCII kept as is, NaN refused.
 """
@@ -21,6 +25,9 @@ import re
 from typing import Any
 
 from profiles.commands import describe_value
+
+MAX_JSON_DEPTH = 64
+MAX_INT = 2**63 - 1
 
 
 class StrictJsonError(ValueError):
@@ -57,11 +64,20 @@ def _reject_constant(name: str) -> float:
     raise StrictJsonError("NON_FINITE_NUMBER", f"{name} is not a JSON number")
 
 
+def _int_in_64_bits(text: str) -> int:
+    if len(text.lstrip("-")) > 19 or abs(number := int(text)) > MAX_INT:
+        shown = text if len(text) <= 24 else text[:21] + "..."
+        raise StrictJsonError("INVALID_NUMBER", f"the integer {shown} does not fit in 64 bits")
+    return number
+
+
 _STRICT_DECODER = json.JSONDecoder(
     object_pairs_hook=_object_without_duplicate_keys,
     parse_float=_finite_float,
+    parse_int=_int_in_64_bits,
     parse_constant=_reject_constant,
 )
+NUL_MESSAGE = "contains a NUL character (\\u0000)"
 _STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -109,7 +125,7 @@ def _bad_string_code(value: Any) -> str | None:
 def parse_strict_json(text: str, *, max_depth: int) -> Any:
     """json.loads with the rules of this module; raises StrictJsonError."""
     if "\x00" in text:
-        raise StrictJsonError("NUL_CHARACTER", "contains a NUL character")
+        raise StrictJsonError("NUL_CHARACTER", NUL_MESSAGE)
     if nesting_exceeds(text, max_depth):
         raise StrictJsonError("TOO_DEEP", f"nested deeper than {max_depth} levels")
     try:
@@ -131,7 +147,7 @@ def parse_strict_json(text: str, *, max_depth: int) -> Any:
     if "\\u0000" in text or _ESCAPED_SURROGATE.search(text):
         code = _bad_string_code(value)
         if code == "NUL_CHARACTER":
-            raise StrictJsonError(code, "contains a NUL character (\\u0000)")
+            raise StrictJsonError(code, NUL_MESSAGE)
         if code == "INVALID_UNICODE":
             raise StrictJsonError(code, "contains a lone UTF-16 surrogate escape")
     return value

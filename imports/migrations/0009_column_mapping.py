@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("imports", "0004_field_labels"),
+        ("imports", "0008_execution_partition"),
     ]
 
     operations = [

@@ -1,0 +1,47 @@
+"""Bad-token guesses: failed authentications counted per client IP address.
+
+`API_AUTH_FAILURE_RATE` failures (unknown, revoked or malformed tokens) are allowed per window;
+past it, every request of that address that carries an `Authorization` header answers 429
+RATE_LIMITED (SPEC §5's envelope, with Retry-After) until the window has passed, whether its
+token is good or not: a guesser learns nothing more. The address is REMOTE_ADDR (a client
+cannot choose it, unlike X-Forwarded-For); behind a proxy, the proxy must set it. The counts
+live in the cache of the API rate limit (`CACHE_URL`: shared by the web processes when it
+names Redis).
+"""
+
+from __future__ import annotations
+
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class FailedAuthenticationThrottle(SimpleRateThrottle):
+    scope = "auth_failure"
+
+    def get_rate(self):
+        # Read at each request, not at import, so a changed setting applies (tests, reloads).
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {
+            "scope": self.scope,
+            "ident": request.META.get("REMOTE_ADDR", ""),
+        }
+
+    def is_blocked(self, request) -> bool:
+        """Whether the address has used up its failures in the window."""
+        if self.rate is None:
+            return False
+        self.key = self.get_cache_key(request, None)
+        self.now = self.timer()
+        self.history = [
+            moment for moment in self.cache.get(self.key, []) if moment > self.now - self.duration
+        ]
+        return len(self.history) >= self.num_requests
+
+    def failure_record(self) -> None:
+        """Count one more failure of the address checked by `is_blocked`."""
+        if self.rate is None:
+            return
+        self.history.insert(0, self.now)
+        self.cache.set(self.key, self.history, self.duration)
