@@ -89,10 +89,11 @@ _NOT_IN_PLAIN_KEY = re.compile(r'[.:\[\]"]')
 class HeaderError(ValueError):
     """A header that cannot be read: the readers make it a FileError of line 1."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, header: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.header = header  # the header at fault, when one is
 
 
 class CellError(ValueError):
@@ -122,10 +123,11 @@ def formula_unescape(text: str) -> str:
 @dataclass(frozen=True)
 class FlatColumn:
     header: str  # as written in the file
-    role: str  # "command" | "profile" | "annotation"
+    role: str  # "command" | "profile" | "annotation" | "ignored" (a column mapping's null)
     name: str = ""  # command column name
     path: tuple[str, ...] = ()  # profile column: keys from the top of user_profile
     suffix: str | None = None
+    transform: str | None = None  # a column mapping's cell transform (imports.column_mapping)
 
 
 def column_label(index: int, header: str) -> str:
@@ -134,14 +136,21 @@ def column_label(index: int, header: str) -> str:
 
 def parse_header(raw_headers: Iterable[object]) -> list[FlatColumn]:
     """Header cells -> columns; raises HeaderError for a header that cannot be read."""
+    columns = [
+        parse_header_cell(index, header) for index, header in enumerate(header_texts(raw_headers))
+    ]
+    check_columns_do_not_clash(columns)
+    return columns
+
+
+def header_texts(raw_headers: Iterable[object]) -> list[str]:
+    """The header row's cells as stripped text, trailing empty cells dropped; never empty."""
     headers = ["" if cell is None else formula_unescape(str(cell).strip()) for cell in raw_headers]
     while headers and headers[-1] == "":
         headers.pop()  # trailing empty cells (a trailing delimiter, an Excel habit)
     if not headers:
         raise HeaderError("NO_HEADER", "the first line must be a header naming the columns")
-    columns = [parse_header_cell(index, header) for index, header in enumerate(headers)]
-    _check_headers_do_not_clash(columns)
-    return columns
+    return headers
 
 
 def parse_header_cell(index: int, header: str) -> FlatColumn:
@@ -194,14 +203,19 @@ def _parse_path_header(index: int, header: str) -> tuple[tuple[str, ...], str | 
     return tuple(path), suffix
 
 
-def _check_headers_do_not_clash(columns: list[FlatColumn]) -> None:
+def check_columns_do_not_clash(columns: list[FlatColumn]) -> None:
+    """Two columns naming one field, or one a value where the other needs an object: an error
+    naming the second column's header (ignored columns clash with nothing)."""
     seen: dict[object, str] = {}
     for column in columns:
+        if column.role == "ignored":
+            continue
         key: object = column.name if column.role != "profile" else column.path
         if key in seen:
             raise HeaderError(
                 "DUPLICATE_HEADER",
                 f"columns {seen[key]!r} and {column.header!r} name the same field",
+                header=column.header,
             )
         seen[key] = column.header
     leaves = {column.path: column.header for column in columns if column.role == "profile"}
@@ -212,6 +226,7 @@ def _check_headers_do_not_clash(columns: list[FlatColumn]) -> None:
                     "HEADER_CONFLICT",
                     f"columns {leaves[path[:cut]]!r} and {header!r} clash: the first sets a "
                     "value where the second needs an object",
+                    header=header,
                 )
 
 

@@ -25,6 +25,11 @@ class FileFormat(StrEnum):
     CSV = "CSV"
     XLSX = "XLSX"
 
+    @property
+    def is_flat(self) -> bool:
+        """A file of rows under a header (SPEC §3), which a column mapping may map."""
+        return self in (FileFormat.CSV, FileFormat.XLSX)
+
 
 @dataclass(frozen=True)
 class FormatSpec:

@@ -30,6 +30,13 @@ class DocumentImport(models.Model):
     )
     mime_type = models.CharField(max_length=32, choices=MimeType.choices, default=MimeType.NDJSON)
     encoding = models.CharField(max_length=32, default="utf-8")
+    column_mapping = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="CSV/XLSX: each source header → a reserved column, a property path "
+        '(optionally typed, e.g. newsletter.opt_in:bool), null to ignore it, or {"to": …, '
+        '"transform": "sha256_email" | "trim" | "lower"}. Empty: the files use the import headers.',
+    )
     created_ts = models.DateTimeField("created", default=timezone.now, editable=False)
 
     class Meta:
@@ -120,6 +127,12 @@ class Execution(models.Model):
     heartbeat_ts = models.DateTimeField("last heartbeat", null=True, blank=True)
     headers = models.JSONField(
         null=True, blank=True, help_text="CSV/XLSX: the header row, for the failed-lines file."
+    )
+    column_mapping = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The document import's column mapping when the file was uploaded: a resumed "
+        "run or a retry reads the file the same way.",
     )
     retry_of = models.ForeignKey(
         "self",

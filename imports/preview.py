@@ -7,16 +7,19 @@ profile before and after, with warnings (SPEC §2 rule 2) before staff confirm t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from django.conf import settings
 from django.db import transaction
 
+from imports.column_mapping import SAMPLE_EVERY_COLUMN
+from imports.flat_layout import cell_text
 from imports.formats import FileFormat
 from imports.models import Execution
 from imports.readers import FileError, ImportRecord, ReaderOptions, open_reader
-from profiles.commands import ProfileCommand
+from profiles.commands import ANNOTATION_KEYS, ProfileCommand
 from profiles.engine import BatchResult, ProfileDiff, commands_apply, with_retries
 from profiles.history import ChangeSource
 from profiles.identifiers import AccountIdentifier
@@ -161,3 +164,37 @@ def import_preview(
             f"the import would fail: {preview.file_error_message} ({preview.file_error_code})"
         )
     return preview
+
+
+@dataclass(frozen=True)
+class FlatFileSample:
+    """A CSV/XLSX file's header row and a few values of each column, read before any mapping."""
+
+    headers: list[str]  # the source headers, the failed-lines file's `_line`/`_error` left out
+    values: dict[str, list[str]]  # header → up to `rows` non-empty cells, as text
+
+
+def flat_file_sample(
+    *, path: str | os.PathLike[str], file_format: FileFormat, options: ReaderOptions, rows: int = 3
+) -> FlatFileSample:
+    """The header row and first values of a flat file; raises FileError when it cannot be read.
+
+    Every column is read as ignored (`SAMPLE_EVERY_COLUMN`), so any header row can be shown,
+    whatever SPEC §3 would make of it; a problem further down is left to the preview to say.
+    """
+    reader = open_reader(path, file_format, replace(options, column_mapping=SAMPLE_EVERY_COLUMN))
+    headers = [header for header in reader.headers or [] if header not in ANNOTATION_KEYS]
+    values: dict[str, list[str]] = {header: [] for header in headers}
+    records = reader.iterate()
+    try:
+        for record in islice(records, rows):
+            cells = record.raw if isinstance(record.raw, Mapping) else {}
+            for header in headers:
+                cell = cells.get(header)
+                if cell is not None and cell != "":
+                    values[header].append(cell_text(cell))
+    except FileError:
+        pass
+    finally:
+        records.close()
+    return FlatFileSample(headers=list(dict.fromkeys(headers)), values=values)

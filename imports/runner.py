@@ -34,6 +34,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from imports.column_mapping import MappingError, column_mapping_parse
 from imports.models import Execution, ExecutionError
 from imports.pace import series_append
 from imports.readers import (
@@ -59,6 +60,20 @@ def execution_merge_mode(execution: Execution) -> MergeMode:
     return choose_merge_mode(
         update_strategy=execution.default_update_strategy,
         merge_objects=execution.default_merge_objects,
+    )
+
+
+def execution_reader_options(execution: Execution) -> ReaderOptions:
+    """How an execution's file is read: its encoding, delimiter and column mapping (the one
+    the document import had at upload, so a resumed run or a retry reads it the same way)."""
+    try:
+        mapping = column_mapping_parse(execution.column_mapping)
+    except MappingError as problem:  # stored through the same check: only a hand-edited row
+        raise FileError("INVALID_COLUMN_MAPPING", problem.message) from None
+    return ReaderOptions(
+        encoding=execution.encoding or "utf-8",
+        delimiter=execution.delimiter or None,
+        column_mapping=mapping,
     )
 
 
@@ -372,9 +387,7 @@ def records_after(reader: Reader, *, line: int, offset: int) -> Iterator[ImportR
 
 def execution_reader(execution: Execution) -> Reader:
     """The execution's file opened with its options; raises FileError."""
-    options = ReaderOptions(
-        encoding=execution.encoding or "utf-8", delimiter=execution.delimiter or None
-    )
+    options = execution_reader_options(execution)
     if not execution.file.name:
         raise FileError("UNREADABLE_FILE", "the execution has no file")
     return open_reader(execution.file.path, FileFormat(execution.file_format), options)

@@ -19,9 +19,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from imports.column_mapping import MappingError, column_mapping_parse
 from imports.formats import FileFormat, format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
-from imports.readers import ReaderOptions
 from imports.tasks import run_execution
 from imports.writers import write_failed_lines
 from profiles.commands import LineError
@@ -42,8 +42,36 @@ def empty_file_refused() -> ImportRefused:
 # --- document imports -----------------------------------------------------------------------
 
 
+def column_mapping_checked(*, mime_type: str, column_mapping: object) -> dict | None:
+    """The mapping to store (its canonical JSON), or ImportRefused naming the header at fault
+    (`field` = `column_mapping.<header>`). Only flat files have headers to map."""
+    try:
+        mapping = column_mapping_parse(column_mapping)
+    except MappingError as problem:
+        where = f"column_mapping.{problem.header}" if problem.header else "column_mapping"
+        named = f"header {problem.header!r}: " if problem.header else ""
+        raise ImportRefused(problem.code, f"{named}{problem.message}", field=where) from None
+    if mapping is None:
+        return None
+    fmt = format_of_document_mime_type(mime_type)
+    if fmt is None or not fmt.is_flat:
+        raise ImportRefused(
+            "COLUMN_MAPPING_NOT_APPLICABLE",
+            "a column mapping maps the headers of CSV and XLSX files; JSON and NDJSON commands "
+            "name their fields already",
+            field="column_mapping",
+        )
+    return mapping.as_json()
+
+
 def document_import_create(
-    *, datamart: Datamart, name: str, document_type: str, mime_type: str, encoding: str
+    *,
+    datamart: Datamart,
+    name: str,
+    document_type: str,
+    mime_type: str,
+    encoding: str,
+    column_mapping: object = None,
 ) -> DocumentImport:
     return DocumentImport.objects.create(
         datamart=datamart,
@@ -51,16 +79,39 @@ def document_import_create(
         document_type=document_type,
         mime_type=mime_type,
         encoding=encoding,
+        column_mapping=column_mapping_checked(mime_type=mime_type, column_mapping=column_mapping),
     )
 
 
 def document_import_update(
-    *, document_import: DocumentImport, name: str, document_type: str, mime_type: str, encoding: str
+    *,
+    document_import: DocumentImport,
+    name: str,
+    document_type: str,
+    mime_type: str,
+    encoding: str,
+    column_mapping: object = None,
 ) -> DocumentImport:
-    """Its datamart stays: its executions keep theirs."""
+    """Its datamart stays: its executions keep theirs. Running executions keep the mapping they
+    started with."""
+    mapping = column_mapping_checked(mime_type=mime_type, column_mapping=column_mapping)
     document_import.name, document_import.document_type = name, document_type
     document_import.mime_type, document_import.encoding = mime_type, encoding
-    document_import.save(update_fields=["name", "document_type", "mime_type", "encoding"])
+    document_import.column_mapping = mapping
+    document_import.save(
+        update_fields=["name", "document_type", "mime_type", "encoding", "column_mapping"]
+    )
+    return document_import
+
+
+def document_import_column_mapping_save(
+    *, document_import: DocumentImport, column_mapping: object
+) -> DocumentImport:
+    """The mapping staff chose in the admin's mapping step, kept for the next file."""
+    document_import.column_mapping = column_mapping_checked(
+        mime_type=document_import.mime_type, column_mapping=column_mapping
+    )
+    document_import.save(update_fields=["column_mapping"])
     return document_import
 
 
@@ -114,6 +165,8 @@ def execution_start(
         default_merge_objects=mode.merge_objects,
         created_by=created_by,
         api_token=api_token,
+        # Flat files only (an admin upload may send JSON through a CSV definition).
+        column_mapping=document_import.column_mapping if fmt.is_flat else None,
     )
     cap = settings.IMPORT_MAX_FILE_BYTES
     size = _size_of(upload)
@@ -218,6 +271,7 @@ def execution_retry(*, execution: Execution) -> Execution:
         encoding=execution.encoding,
         default_update_strategy=execution.default_update_strategy,
         default_merge_objects=execution.default_merge_objects,
+        column_mapping=execution.column_mapping,
         created_by_id=execution.created_by_id,
         api_token_id=execution.api_token_id,
         retry_of=execution,
@@ -226,10 +280,6 @@ def execution_retry(*, execution: Execution) -> Execution:
         retry.save()
         _enqueue(retry)
     return retry
-
-
-def execution_reader_options(execution: Execution) -> ReaderOptions:
-    return ReaderOptions(encoding=execution.encoding or "utf-8")
 
 
 # --- failed lines ---------------------------------------------------------------------------

@@ -139,12 +139,26 @@ def estimated_lines(path: str, file_format: FileFormat) -> int | None:
     return None
 
 
+def _back_office_name(file_format: FileFormat) -> str:
+    return f"Back-office uploads ({FileFormat(file_format).value})"
+
+
+def back_office_document_import(
+    *, datamart: Datamart, file_format: FileFormat
+) -> DocumentImport | None:
+    """The definition back-office uploads of this format run through, when made already."""
+    return DocumentImport.objects.filter(
+        datamart=datamart,
+        name=_back_office_name(file_format),
+        mime_type=format_spec(file_format).document_mime_type,
+    ).first()
+
+
 def document_import_for_upload(*, datamart: Datamart, file_format: FileFormat) -> DocumentImport:
     """The definition back-office uploads run through when staff pick none: one per format."""
-    mime_type = format_spec(file_format).document_mime_type
     document_import, _ = DocumentImport.objects.get_or_create(
         datamart=datamart,
-        name=f"Back-office uploads ({FileFormat(file_format).value})",
-        mime_type=mime_type,
+        name=_back_office_name(file_format),
+        mime_type=format_spec(file_format).document_mime_type,
     )
     return document_import

@@ -54,7 +54,7 @@ class DocumentImportAdmin(DatamartScopedAdmin):
         return ("datamart", "created_ts", "recent_executions") if obj else ()
 
     def get_fields(self, request, obj=None):
-        fields = ("datamart", "name", "document_type", "mime_type", "encoding")
+        fields = ("datamart", "name", "document_type", "mime_type", "encoding", "column_mapping")
         return (*fields, "created_ts", "recent_executions") if obj else fields
 
     @admin.display(description="Executions, newest first")
@@ -107,7 +107,8 @@ class DocumentImportAdmin(DatamartScopedAdmin):
     def save_form(self, request, form, change):
         # Django goes on with the definition the service saved (log entry, message, redirect).
         data = form.cleaned_data
-        fields = {key: data[key] for key in ("name", "document_type", "mime_type", "encoding")}
+        names = ("name", "document_type", "mime_type", "encoding", "column_mapping")
+        fields = {key: data[key] for key in names}
         if change:
             return document_import_update(document_import=form.instance, **fields)
         return document_import_create(datamart=data["datamart"], **fields)

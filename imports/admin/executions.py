@@ -24,6 +24,7 @@ from imports.admin.execution_pace import (
     progress_chart,
     status_label,
 )
+from imports.admin.import_preview import mapping_rows
 from imports.admin.permissions import can_import
 from imports.models import DocumentImport, Execution
 from imports.revert import execution_revert, execution_revert_check, execution_revert_preview
@@ -296,6 +297,7 @@ class ExecutionAdmin(DatamartScopedAdmin):
             "document_import_link": object_link(
                 request, execution.document_import, execution.document_import.name
             ),
+            "column_mapping": mapping_rows(execution.column_mapping),
             "created": moment(execution.created_ts),
             "started": moment(execution.start_ts),
             "ended": moment(execution.end_ts),

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import codecs
+from dataclasses import dataclass
 
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from import_export.forms import ImportExportFormBase, ImportForm
 
+from imports.column_mapping import (
+    TRANSFORMS,
+    ColumnMapping,
+    ColumnTarget,
+    MappingError,
+    column_mapping_parse,
+)
 from imports.formats import FileFormat, detect_format, extensions_help
 from imports.models import DocumentImport
+from imports.services import ImportRefused, column_mapping_checked
 from profiles.admin.scoping import ScopedModelForm, scope_queryset
 from profiles.merge import STRATEGY_WORDS, Strategy
 from profiles.models import Datamart
@@ -170,6 +179,101 @@ class ProfileConfirmImportForm(forms.Form):
     token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
 
 
+TRANSFORM_LABELS = {
+    "sha256_email": "sha256_email (hash)",
+    "trim": "trim",
+    "lower": "lower",
+}
+
+
+@dataclass(frozen=True)
+class MappingRow:
+    header: str
+    samples: list[str]
+    target: forms.BoundField
+    transform: forms.BoundField
+    ignore: forms.BoundField
+
+
+class ColumnMappingForm(forms.Form):
+    """The mapping step: for each source header a target (or Ignore) and a transform.
+
+    Its `mapping` is checked by `imports.column_mapping.column_mapping_parse`, the API's rule;
+    a problem is shown on the header it names.
+    """
+
+    token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+
+    def __init__(
+        self,
+        *args,
+        headers: list[str],
+        proposal: dict[str, ColumnTarget],
+        samples: dict[str, list[str]],
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.headers = headers
+        self.samples = samples
+        self.mapping: ColumnMapping | None = None
+        transforms = [("", "none"), *((name, TRANSFORM_LABELS[name]) for name in TRANSFORMS)]
+        for index, header in enumerate(headers):
+            target = proposal.get(header, ColumnTarget(None))
+            self.fields[f"target_{index}"] = forms.CharField(
+                required=False,
+                max_length=1000,
+                initial=target.to or "",
+                label=header,
+                widget=forms.TextInput(
+                    attrs={"list": "mapping-targets", "class": "vTextField mapping-target"}
+                ),
+            )
+            self.fields[f"transform_{index}"] = forms.ChoiceField(
+                choices=transforms,
+                required=False,
+                initial=target.transform or "",
+                label="Transform",
+            )
+            self.fields[f"ignore_{index}"] = forms.BooleanField(
+                required=False, initial=target.to is None, label="Ignore"
+            )
+
+    @property
+    def rows(self) -> list[MappingRow]:
+        return [
+            MappingRow(
+                header=header,
+                samples=self.samples.get(header, []),
+                target=self[f"target_{index}"],
+                transform=self[f"transform_{index}"],
+                ignore=self[f"ignore_{index}"],
+            )
+            for index, header in enumerate(self.headers)
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        raw: dict[str, object] = {}
+        for index, header in enumerate(self.headers):
+            if cleaned.get(f"ignore_{index}"):
+                raw[header] = None
+                continue
+            to = (cleaned.get(f"target_{index}") or "").strip()
+            if not to:
+                self.add_error(f"target_{index}", "Choose a target, or tick Ignore.")
+                continue
+            transform = cleaned.get(f"transform_{index}") or None
+            raw[header] = {"to": to, "transform": transform} if transform else to
+        if self.errors:
+            return cleaned
+        try:
+            self.mapping = column_mapping_parse(raw)
+        except MappingError as problem:
+            index = self.headers.index(problem.header) if problem.header in self.headers else None
+            self.add_error(None if index is None else f"target_{index}", problem.message)
+        return cleaned
+
+
 class ProfileExportForm(ImportExportFormBase):
     """The format, and the datamart (an export holds one, so it can be imported back there).
 
@@ -208,7 +312,18 @@ class ProfileExportForm(ImportExportFormBase):
 class DocumentImportForm(ScopedModelForm):
     class Meta:
         model = DocumentImport
-        fields = ("datamart", "name", "document_type", "mime_type", "encoding")
+        fields = ("datamart", "name", "document_type", "mime_type", "encoding", "column_mapping")
 
     def clean_encoding(self):
         return checked_encoding(self.cleaned_data["encoding"])
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            cleaned["column_mapping"] = column_mapping_checked(
+                mime_type=cleaned.get("mime_type") or "",
+                column_mapping=cleaned.get("column_mapping"),
+            )
+        except ImportRefused as problem:
+            self.add_error("column_mapping", problem.message)
+        return cleaned

@@ -1,19 +1,26 @@
 """The preview of an upload as staff read it: counts, how much of the file it covers, warnings,
-the delimiter found and a before → after table of the first lines' profiles."""
+the delimiter found, the column mapping used and a before → after table of the first lines'
+profiles. `upload_preview` runs it with the options an upload was staged with."""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.utils.text import Truncator
 
+from imports.column_mapping import MappingError, column_mapping_parse
 from imports.formats import FileFormat
-from imports.preview import ImportPreview
+from imports.preview import ImportPreview, import_preview
+from imports.readers import ReaderOptions
 from imports.uploads import StagedUpload, estimated_lines
 from profiles.engine import ProfileDiff
 from profiles.history import changed_keys
+from profiles.merge import choose_merge_mode
+from profiles.models import Datamart
 from profiles.wording import count_noun
 
 PREVIEW_COUNT_LABELS = (
@@ -31,6 +38,72 @@ DIFFS_OPEN = 5
 ERRORS_OPEN = 10
 UNCHANGED_KEYS_SHOWN = 3
 DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
+
+
+logger = logging.getLogger(__name__)
+
+
+def unreadable_file_problem(file_format: str, encoding: str, message: str, code: str) -> str:
+    return (
+        f"This file cannot be imported as {file_format} ({encoding}): {message} [{code}]. "
+        "Check the format and the encoding."
+    )
+
+
+def upload_preview(*, staged: StagedUpload, options: dict[str, Any]) -> tuple[ImportPreview, str]:
+    """The preview of a staged upload with its options (session-kept), and the problem that
+    keeps it from being imported ("" when none)."""
+    file_format = FileFormat(options["file_format"])
+    mode = choose_merge_mode(
+        update_strategy=options["update_strategy"], merge_objects=options["merge_objects"]
+    )
+    try:
+        preview = import_preview(
+            datamart=Datamart.objects.get(pk=options["datamart_id"]),
+            path=staged.path,
+            file_format=file_format,
+            options=ReaderOptions(
+                encoding=options["encoding"],
+                column_mapping=column_mapping_parse(options.get("column_mapping")),
+            ),
+            default_mode=mode,
+            max_lines=settings.IMPORT_PREVIEW_LINES,
+        )
+    except Exception as problem:  # a file no reader foresaw must not answer 500
+        logger.exception("preview of %s failed", staged.file_name)
+        preview = ImportPreview(
+            file_error_code="UNREADABLE_FILE", file_error_message=str(problem) or repr(problem)
+        )
+    if not preview.ok:
+        message, code = preview.file_error_message, preview.file_error_code
+        return preview, unreadable_file_problem(
+            file_format.value, options["encoding"], message, code
+        )
+    if preview.lines == 0:
+        return preview, "The file holds no line to import."
+    return preview, ""
+
+
+def upload_options_view(options: dict[str, Any]) -> dict[str, Any]:
+    """A staged upload's options as the preview and the mapping step show them."""
+    return {
+        "datamart": Datamart.objects.filter(pk=options["datamart_id"]).first(),
+        "encoding": options["encoding"],
+        "update_strategy": options["update_strategy"],
+        "merge_objects": options["merge_objects"],
+        "column_mapping": mapping_rows(options.get("column_mapping")),
+    }
+
+
+def mapping_rows(column_mapping: object) -> list[tuple[str, str | None, str | None]]:
+    """A stored mapping as (header, target or None, transform or None) rows, for a page."""
+    try:
+        mapping = column_mapping_parse(column_mapping)
+    except MappingError:  # stored through the same check: only a hand-edited row
+        return []
+    if mapping is None:
+        return []
+    return [(header, target.to, target.transform) for header, target in mapping.targets.items()]
 
 
 @dataclass(frozen=True)

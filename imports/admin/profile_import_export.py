@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -39,19 +40,28 @@ from django.views.decorators.http import require_POST
 from import_export.admin import ImportExportMixin
 
 from imports.admin.executions import ExecutionAdmin
-from imports.admin.forms import ProfileConfirmImportForm, ProfileExportForm, ProfileImportForm
-from imports.admin.import_preview import preview_context
+from imports.admin.forms import (
+    ColumnMappingForm,
+    ProfileConfirmImportForm,
+    ProfileExportForm,
+    ProfileImportForm,
+)
+from imports.admin.import_preview import preview_context, upload_options_view, upload_preview
+from imports.admin.mapping_step import (
+    mapping_form_for_upload,
+    mapping_step_context,
+    mapping_step_for_upload,
+)
 from imports.export_files import export_stream
 from imports.exports import export_file_name, export_job_start, export_needs_background
 from imports.formats import FileFormat, format_spec
 from imports.models import DocumentImport
-from imports.preview import ImportPreview, import_preview
-from imports.readers import ReaderOptions
 from imports.resources import PROFILE_FORMATS, UserProfileResource
 from imports.samples import SAMPLE_NDJSON, SAMPLES, sample_file
-from imports.services import execution_start
+from imports.services import ImportRefused, document_import_column_mapping_save, execution_start
 from imports.uploads import (
     MovableFile,
+    back_office_document_import,
     document_import_for_upload,
     staged_upload_delete,
     staged_upload_get,
@@ -118,7 +128,12 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             self.admin_site.admin_view(self.sample_view),
             name="profiles_userprofile_import_sample",
         )
-        return [sample, *super().get_urls()]
+        mapping = path(
+            "import/mapping/",
+            self.admin_site.admin_view(self.import_mapping_view),
+            name="profiles_userprofile_import_mapping",
+        )
+        return [sample, mapping, *super().get_urls()]
 
     def sample_view(self, request, extension: str):
         """A sample file to start an import from (imports.samples)."""
@@ -138,21 +153,21 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
         form = self.create_import_form(request)
         context: dict[str, Any] = {}
         if request.method == "POST" and form.is_valid():
-            previewed = self._stage_and_preview(request, form)
-            if previewed is not None:
-                context.update(previewed)
-                context["confirm_form"] = ProfileConfirmImportForm(
-                    initial={"token": previewed["staged"].token}
-                )
+            context = self._stage_and_step(request, form)
         return self._import_page(request, form, context)
 
     def _import_page(self, request, form, context):
+        title = "Import profiles"
+        if context.get("preview"):
+            title = "Preview the import"
+        elif context.get("mapping_form"):
+            title = "Map the file's columns"
         context = {
             **self.admin_site.each_context(request),
-            "title": "Preview the import" if context.get("preview") else "Import profiles",
+            "title": title,
             "form": form,
             "opts": self.model._meta,
-            "media": self.media + form.media,
+            "media": self.media + (form.media if form is not None else forms.Media()),
             "resource_columns": [
                 field.column_name for field in UserProfileResource().get_user_visible_fields()
             ],
@@ -160,52 +175,22 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             "sample_ndjson": SAMPLE_NDJSON,
             "sample_formats": [fmt.value.lower() for fmt in SAMPLES],
             "process_url": reverse("admin:profiles_userprofile_process_import"),
+            "mapping_url": reverse("admin:profiles_userprofile_import_mapping"),
             **context,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, [self.import_template_name], context)
 
-    def _stage_and_preview(self, request, form) -> dict[str, Any] | None:
-        """Stage the upload and preview it; a file that cannot be read becomes a form error."""
+    def _stage_and_step(self, request, form) -> dict[str, Any]:
+        """Stage the upload, then its next step: the column mapping when its headers are not
+        all known, else the preview. A file that cannot be read becomes a form error."""
         data = form.cleaned_data
         file_format: FileFormat = data["file_format"]
         staged = upload_stage(upload=data["import_file"])
         mode = choose_merge_mode(
             update_strategy=data["update_strategy"], merge_objects=data["merge_objects"]
         )
-        try:
-            preview = import_preview(
-                datamart=data["datamart"],
-                path=staged.path,
-                file_format=file_format,
-                options=ReaderOptions(encoding=data["encoding"]),
-                default_mode=mode,
-                max_lines=settings.IMPORT_PREVIEW_LINES,
-            )
-        except Exception as problem:  # a file no reader foresaw must not answer 500
-            logger.exception("preview of %s failed", staged.file_name)
-            preview = ImportPreview(
-                file_error_code="UNREADABLE_FILE", file_error_message=str(problem) or repr(problem)
-            )
-        problem = ""
-        if not preview.ok:
-            problem = (
-                f"This file cannot be imported as {file_format.value} "
-                f"({data['encoding']}): {preview.file_error_message} "
-                f"[{preview.file_error_code}]. Check the format and the encoding."
-            )
-        elif preview.lines == 0:
-            problem = "The file holds no line to import."
-        if problem:
-            staged_upload_delete(staged.token)
-            form.add_error("import_file", problem)
-            return None
-        uploads = request.session.get(SESSION_KEY, {})
-        # Previews never confirmed: the session remembers the last few, older ones go.
-        for token in list(uploads)[: max(0, len(uploads) - SESSION_UPLOADS + 1)]:
-            del uploads[token]
-            staged_upload_delete(token)
-        uploads[staged.token] = {
+        options = {
             "file_name": staged.file_name,
             "datamart_id": data["datamart"].pk,
             "document_import_id": data["document_import"].pk if data["document_import"] else None,
@@ -213,12 +198,77 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             "encoding": data["encoding"],
             "update_strategy": mode.strategy.value,
             "merge_objects": mode.merge_objects,
+            "column_mapping": None,
         }
+        step = mapping_step_for_upload(
+            staged=staged,
+            file_format=file_format,
+            encoding=data["encoding"],
+            document_import=data["document_import"]
+            or back_office_document_import(datamart=data["datamart"], file_format=file_format),
+        )
+        if step.problem:
+            staged_upload_delete(staged.token)
+            form.add_error("import_file", step.problem)
+            return {}
+        self._remember_upload(request, staged.token, options)
+        if step.form is not None:
+            return mapping_step_context(step.form, staged, options)
+        options["column_mapping"] = step.saved_mapping
+        return self._preview_or_error(request, staged, options, form=form)
+
+    def _remember_upload(self, request, token: str, options: dict[str, Any]) -> None:
+        uploads = request.session.get(SESSION_KEY, {})
+        if token not in uploads:
+            # Previews never confirmed: the session remembers the last few, older ones go.
+            for old in list(uploads)[: max(0, len(uploads) - SESSION_UPLOADS + 1)]:
+                del uploads[old]
+                staged_upload_delete(old)
+        uploads[token] = options
         request.session[SESSION_KEY] = uploads
-        return {
-            **preview_context(preview, staged, file_format),
-            "default_mode": merge_mode_label(mode),
-        }
+
+    def _preview_or_error(self, request, staged, options, *, form) -> dict[str, Any]:
+        """The preview's context; a file that cannot be imported is an error of `form`."""
+        preview, problem = upload_preview(staged=staged, options=options)
+        if problem:
+            form.add_error(None if isinstance(form, ColumnMappingForm) else "import_file", problem)
+            if isinstance(form, ColumnMappingForm):
+                return mapping_step_context(form, staged, options)
+            staged_upload_delete(staged.token)
+            return {}
+        self._remember_upload(request, staged.token, options)
+        context = preview_context(preview, staged, FileFormat(options["file_format"]))
+        context["confirm_form"] = ProfileConfirmImportForm(initial={"token": staged.token})
+        context["upload_options"] = upload_options_view(options)
+        context["default_mode"] = merge_mode_label(
+            choose_merge_mode(
+                update_strategy=options["update_strategy"], merge_objects=options["merge_objects"]
+            )
+        )
+        return context
+
+    def import_mapping_view(self, request):
+        """The mapping step's answer (POST), or the step again from the preview (GET ?token=)."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        token = request.POST.get("token") or request.GET.get("token") or ""
+        options = request.session.get(SESSION_KEY, {}).get(token)
+        staged = staged_upload_get(token, options["file_name"]) if options else None
+        if staged is None:
+            messages.error(request, "This upload was confirmed, or it expired: upload it again.")
+            return HttpResponseRedirect(reverse("admin:profiles_userprofile_import"))
+        form = mapping_form_for_upload(
+            staged=staged, options=options, data=request.POST if request.method == "POST" else None
+        )
+        if form is None:
+            messages.error(request, "This file can no longer be read: upload it again.")
+            return HttpResponseRedirect(reverse("admin:profiles_userprofile_import"))
+        if request.method == "POST" and form.is_valid():
+            options = {**options, "column_mapping": form.mapping.as_json()}
+            context = self._preview_or_error(request, staged, options, form=form)
+        else:
+            context = mapping_step_context(form, staged, options)
+        return self._import_page(request, None, context)
 
     # -- import: confirm
 
@@ -254,6 +304,15 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
         if document_import is None:
             messages.error(request, "That document import no longer exists: upload again.")
             return HttpResponseRedirect(import_url)
+        mapping = options.get("column_mapping")
+        if mapping is not None and mapping != document_import.column_mapping:
+            try:  # kept on the definition: proposed again for its next file
+                document_import_column_mapping_save(
+                    document_import=document_import, column_mapping=mapping
+                )
+            except ImportRefused as problem:
+                messages.error(request, f"{document_import.name}: {problem.message}")
+                return HttpResponseRedirect(import_url)
         with MovableFile(staged.path, name=staged.file_name) as upload:
             execution = execution_start(
                 document_import=document_import,

@@ -19,6 +19,29 @@ DOCUMENT_IMPORT_EXAMPLE = OpenApiExample(
         "name": "CRM daily profiles",
     },
 )
+CSV_DOCUMENT_IMPORT_EXAMPLE = OpenApiExample(
+    "CRM export as it comes, with a column mapping",
+    request_only=True,
+    value={
+        "document_type": "USER_PROFILE",
+        "mime_type": "TEXT_CSV",
+        "encoding": "utf-8",
+        "name": "CRM export",
+        "column_mapping": {
+            "Customer ID": "$user_account_id",
+            "E-mail": {"to": "email_hash", "transform": "sha256_email"},
+            "First Name": "first_name",
+            "Birth date": "birth_date:str",
+            "Opt-in": "newsletter.opt_in:bool",
+            "Notes": None,
+        },
+    },
+)
+COLUMN_MAPPING_PATCH_EXAMPLE = OpenApiExample(
+    "Change the column mapping",
+    request_only=True,
+    value={"column_mapping": {"Customer ID": "user_account_id", "E-mail": None}},
+)
 NDJSON_UPLOAD_EXAMPLE = OpenApiExample(
     "NDJSON upload",
     request_only=True,

@@ -4,12 +4,49 @@ from __future__ import annotations
 
 import codecs
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from imports.models import DocumentImport, Execution, ExecutionError
 from profiles.api.serializers import StrictCharField, StrictSerializer
 from profiles.models import epoch_ms
+
+_TARGET_SCHEMA = {
+    "type": "string",
+    "nullable": True,
+    "description": "A reserved column (user_account_id, email_hash, user_agent_id, "
+    "compartment_id, operation, update_strategy, $compartment_id, $user_account_id…), a "
+    "property path with an optional type suffix (first_name, newsletter.opt_in:bool, "
+    "birth_date:str), or null to ignore the column.",
+}
+COLUMN_MAPPING_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "additionalProperties": {
+        "oneOf": [
+            _TARGET_SCHEMA,
+            {
+                "type": "object",
+                "required": ["to"],
+                "additionalProperties": False,
+                "properties": {
+                    "to": _TARGET_SCHEMA,
+                    "transform": {
+                        "type": "string",
+                        "enum": ["sha256_email", "trim", "lower"],
+                        "description": "sha256_email: trim, lower-case, SHA-256 hex.",
+                    },
+                },
+            },
+        ]
+    },
+}
+
+
+@extend_schema_field(COLUMN_MAPPING_SCHEMA)
+class ColumnMappingField(serializers.JSONField):
+    """Checked by the service (imports.services.column_mapping_checked), which names the header."""
 
 
 class DocumentImportSerializer(StrictSerializer):
@@ -33,6 +70,15 @@ class DocumentImportSerializer(StrictSerializer):
         max_length=32,
         default="utf-8",
         help_text="The text encoding of the files (NDJSON, CSV, JSON), e.g. utf-8 or latin-1.",
+    )
+    column_mapping = ColumnMappingField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="CSV/XLSX only: each source header → a reserved column, a property path with "
+        'an optional type, null to ignore it, or {"to": target, "transform": "sha256_email" | '
+        '"trim" | "lower"}. A file header it does not name fails the execution before anything '
+        "is written. null: the files use the import headers (reserved columns, property paths).",
     )
     created_ts = serializers.SerializerMethodField(help_text="Creation time, epoch milliseconds.")
 

@@ -28,6 +28,7 @@ from imports.revert import execution_revert, execution_revert_check, execution_r
 from imports.services import (
     ImportRefused,
     document_import_create,
+    document_import_update,
     empty_file_refused,
     execution_cancel,
     execution_start,
@@ -62,13 +63,12 @@ class DocumentImportListView(DatamartView):
         summary="Create a document import",
         request=DocumentImportSerializer,
         responses={201: DocumentImportSerializer},
-        examples=[import_docs.DOCUMENT_IMPORT_EXAMPLE],
+        examples=[import_docs.DOCUMENT_IMPORT_EXAMPLE, import_docs.CSV_DOCUMENT_IMPORT_EXAMPLE],
         tags=["document imports"],
     )
     def post(self, request, dm):
         serializer = DocumentImportSerializer(data=self.json_body())
         serializer.is_valid(raise_exception=True)
-        # A plain definition with no rule to apply: no service needed.
         document_import = document_import_create(
             datamart=self.datamart, **serializer.validated_data
         )
@@ -98,6 +98,29 @@ class DocumentImportDetailView(DocumentImportScopedView):
     )
     def get(self, request, dm, import_id):
         return Response(DocumentImportSerializer(self.get_document_import(import_id)).data)
+
+    @extend_schema(
+        operation_id="document_imports_partial_update",
+        summary="Change a document import (its column mapping, name, format, encoding)",
+        description="Fields left out keep their value; `column_mapping: null` removes the "
+        "mapping. Executions already uploaded keep the mapping they started with.",
+        request=DocumentImportSerializer(partial=True),
+        responses={200: DocumentImportSerializer},
+        examples=[import_docs.COLUMN_MAPPING_PATCH_EXAMPLE],
+        tags=["document imports"],
+    )
+    def patch(self, request, dm, import_id):
+        document_import = self.get_document_import(import_id)
+        serializer = DocumentImportSerializer(data=self.json_body(), partial=True)
+        serializer.is_valid(raise_exception=True)
+        current = {
+            field: getattr(document_import, field)
+            for field in ("name", "document_type", "mime_type", "encoding", "column_mapping")
+        }
+        document_import = document_import_update(
+            document_import=document_import, **(current | serializer.validated_data)
+        )
+        return Response(DocumentImportSerializer(document_import).data)
 
 
 class ExecutionListView(DocumentImportScopedView):

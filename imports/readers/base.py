@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from imports.column_mapping import ColumnMapping
 from imports.formats import FileFormat
 from profiles.commands import LineError, ProfileCommand
 from profiles.strict_json import MAX_JSON_DEPTH
@@ -65,6 +66,8 @@ class ReaderOptions:
     max_xlsx_uncompressed_bytes: int = 500_000_000
     # Deflate tops out near 1:1000; real sheets compress 5 to 50 times.
     max_xlsx_compression_ratio: int = 500
+    # CSV/XLSX: the document import's headers → SPEC §3 columns; NDJSON/JSON do not read it.
+    column_mapping: ColumnMapping | None = None
     # The caps of hostile files, each a setting (README, Configuration).
     max_columns: int = _setting("IMPORT_MAX_COLUMNS", 16_000)
     max_cells_per_row: int = _setting("IMPORT_MAX_CELLS_PER_ROW", 16_384)

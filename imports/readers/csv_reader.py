@@ -206,7 +206,9 @@ class CsvReader(Reader):
             )
         if header is None:
             raise FileError("NO_HEADER", "the file is empty: expected a header line", line=1)
-        self.columns = columns_of_header(header, max_columns=options.max_columns)
+        self.columns = columns_of_header(
+            header, options.column_mapping, max_columns=options.max_columns
+        )
         self.headers = [column.header for column in self.columns]
         self._data_offset = source.offset
         self.position = source.offset

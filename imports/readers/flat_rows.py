@@ -18,6 +18,10 @@ The header is parsed once (`columns_of_header`); each row then goes through
 - A `$compartment_id` column without suffix reads "1606" and 1606 alike as the
   integer; a `$user_account_id` column without suffix reads its cell as text.
 - A NUL character in a cell is a line error (NUL_CHARACTER).
+- With a column mapping (`imports.column_mapping`) each column keeps its source header (in
+  messages, `field` and the failed-lines file) and reads its cells as its target's; a
+  mapping's `null` makes an ignored column (kept in the source record only), and a
+  transform applies to a non-empty cell before anything else reads it.
 - Bounds: a header of more than `max_columns` cells fails the file before
   anything is written (TOO_MANY_COLUMNS, line 1); a row of more than
   `max_cells_per_row` cells is a line error (TOO_MANY_CELLS) that keeps none of
@@ -30,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from imports.column_mapping import ColumnMapping, mapped_columns, transform_cell
 from imports.flat_layout import (
     BOOL,
     BOOLEAN_COLUMNS,
@@ -47,13 +52,18 @@ from imports.readers.base import FileError, ImportRecord, ReaderOptions
 from profiles.commands import LineError, Operation, command_from_mapping, identifier_label_of
 
 
-def columns_of_header(raw_headers: Iterable[object], *, max_columns: int) -> list[FlatColumn]:
-    """The header row's columns; a header that cannot be read fails the file (line 1)."""
+def columns_of_header(
+    raw_headers: Iterable[object], mapping: ColumnMapping | None = None, *, max_columns: int
+) -> list[FlatColumn]:
+    """The header row's columns, through the document import's column mapping when it has one;
+    a header that cannot be read (or that the mapping does not name) fails the file (line 1)."""
     raw_headers = list(raw_headers)
     if len(raw_headers) > max_columns:
         raise too_many_columns(len(raw_headers), max_columns)
     try:
-        return parse_header(raw_headers)
+        return (
+            parse_header(raw_headers) if mapping is None else mapped_columns(raw_headers, mapping)
+        )
     except HeaderError as problem:
         raise FileError(problem.code, problem.message, line=1) from None
 
@@ -173,12 +183,16 @@ def _mapping_from_cells(cells: list[_RowCell], options: ReaderOptions) -> dict[s
     mapping: dict[str, Any] = {}
     profile: dict[str, Any] = {}
     for cell in cells:
-        if cell.column.role == "annotation" or _is_empty(cell.value):
-            if cell.value == "" and _keeps_empty_string(cell.column, options):
-                _set_path(profile, cell.column.path, "")
+        if cell.column.role in ("annotation", "ignored"):
             continue
         if isinstance(cell.value, str) and "\x00" in cell.value:
             raise _RowProblem("NUL_CHARACTER", cell, "contains a NUL character")
+        if cell.column.transform and not _is_empty(cell.value):
+            cell = replace(cell, value=transform_cell(cell.column.transform, cell.value))
+        if _is_empty(cell.value):
+            if cell.value == "" and _keeps_empty_string(cell.column, options):
+                _set_path(profile, cell.column.path, "")
+            continue
         if cell.column.role == "command":
             mapping[cell.column.name] = _command_cell_value(cell, options)
         else:

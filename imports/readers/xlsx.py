@@ -121,6 +121,7 @@ class XlsxReader(Reader):
             raise FileError("INVALID_HEADER", "a header cell holds a formula error", line=1)
         self.columns = columns_of_header(
             (None if value is None else cell_text(value) for value in header),
+            options.column_mapping,
             max_columns=options.max_columns,
         )
         self.headers = [column.header for column in self.columns]
@@ -152,7 +153,7 @@ class XlsxReader(Reader):
 
     def _record(self, values: list[Any], line: int) -> ImportRecord | None:
         for index, value in enumerate(values[: len(self.columns)]):
-            if isinstance(value, _XlsxErrorValue):
+            if isinstance(value, _XlsxErrorValue) and self.columns[index].role != "ignored":
                 header = self.columns[index].header
                 return LineError(
                     line=line,

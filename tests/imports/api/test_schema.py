@@ -23,6 +23,20 @@ def test_the_schema_carries_the_upload_example(client):
     assert '"operation":"UPSERT"' in next(iter(ndjson["examples"].values()))["value"]
 
 
+def test_the_schema_describes_the_column_mapping_with_an_example(client):
+    schema = client.get("/api/v1/schema?format=json").json()
+    imports = schema["paths"]["/api/v1/datamarts/{dm}/document_imports"]["post"]
+    body = imports["requestBody"]["content"]["application/json"]
+    examples = [example["value"] for example in body["examples"].values()]
+    mapped = next(example for example in examples if "column_mapping" in example)
+    assert mapped["column_mapping"]["E-mail"] == {"to": "email_hash", "transform": "sha256_email"}
+    detail = schema["paths"]["/api/v1/datamarts/{dm}/document_imports/{import_id}"]
+    assert "patch" in detail
+    fields = schema["components"]["schemas"]["DocumentImport"]["properties"]
+    target = fields["column_mapping"]["additionalProperties"]["oneOf"][1]
+    assert target["properties"]["transform"]["enum"] == ["sha256_email", "trim", "lower"]
+
+
 # --- schemathesis -----------------------------------------------------------------------------
 
 
