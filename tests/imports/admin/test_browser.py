@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 
 from imports.models import Execution
 from profiles.models import UserProfile
-from tests.browser import ARTIFACTS, logged_in_page, needs_chromium
+from tests.browser import ARTIFACTS, COLOR_SCHEMES, logged_in_page, needs_chromium
 
 pytestmark = [*needs_chromium, pytest.mark.worker]
 
@@ -34,6 +34,7 @@ def crm_file(tmp_path):
     return path
 
 
+@pytest.mark.parametrize("color_scheme", COLOR_SCHEMES)
 def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
     transactional_db,
     live_server,
@@ -43,13 +44,14 @@ def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
     make_profile,
     datamart,
     tmp_path,
+    color_scheme,
 ):
     ARTIFACTS.mkdir(exist_ok=True)
     existing = make_profile(
         datamart, "c-0", {"firstname": "Old name", "city": "Paris"}, compartment_id=1606
     )
     celery_worker.stop()  # started again once the page is open: it must update by itself
-    page = logged_in_page(browser, live_server, "ines")
+    page = logged_in_page(browser, live_server, "ines", color_scheme=color_scheme)
 
     page.goto(f"{live_server.url}/admin/profiles/userprofile/")
     page.click("a.import_link")
@@ -57,7 +59,7 @@ def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
     page.set_input_files("#id_import_file", str(crm_file(tmp_path)))
     # django-import-export's script picks the format from the file's extension.
     assert page.locator("#id_format option:checked").inner_text() == "csv"
-    page.screenshot(path=str(ARTIFACTS / "admin-import-form.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"admin-import-form-{color_scheme}.png"), full_page=True)
     page.click("#import-form input[type=submit]")
 
     page.wait_for_selector("#import-preview")
@@ -71,14 +73,18 @@ def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
     first_diff = page.locator(".imports-diff").first
     assert "1606/c-0\tupdated" in first_diff.inner_text()
     assert first_diff.locator("tr.changed td.key").first.inner_text() == "firstname"
-    page.screenshot(path=str(ARTIFACTS / "admin-import-preview.png"), full_page=True)
+    page.screenshot(
+        path=str(ARTIFACTS / f"admin-import-preview-{color_scheme}.png"), full_page=True
+    )
     assert UserProfile.objects.count() == 1  # the preview wrote nothing
 
     page.click("#confirm-import input[type=submit]")
     page.wait_for_selector("#execution")
     assert page.locator("#execution-status").inner_text() == "PENDING"
     assert "this page updates by itself" in page.locator("#execution").inner_text()
-    page.screenshot(path=str(ARTIFACTS / "admin-import-execution-pending.png"), full_page=True)
+    page.screenshot(
+        path=str(ARTIFACTS / f"admin-import-execution-pending-{color_scheme}.png"), full_page=True
+    )
     celery_worker.start()
     page.wait_for_function(
         "() => document.getElementById('execution-status').textContent === 'SUCCEEDED'",
@@ -99,13 +105,17 @@ def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
     assert page.locator("#execution-progress .text").inner_text() == "100%"
     errors = page.locator("#execution-errors tbody tr")
     assert errors.count() == 1 and "INVALID_CELL" in errors.first.inner_text()
-    page.screenshot(path=str(ARTIFACTS / "admin-import-execution.png"), full_page=True)
+    page.screenshot(
+        path=str(ARTIFACTS / f"admin-import-execution-{color_scheme}.png"), full_page=True
+    )
 
     page.goto(f"{live_server.url}/admin/imports/execution/")
     listing = page.locator("#result_list tbody tr").first.inner_text()
     assert "crm-daily.csv" in listing and "ines" in listing and "SUCCEEDED" in listing
     assert "1,498 created · 1 updated · 1 error" in listing
-    page.screenshot(path=str(ARTIFACTS / "admin-import-executions.png"), full_page=True)
+    page.screenshot(
+        path=str(ARTIFACTS / f"admin-import-executions-{color_scheme}.png"), full_page=True
+    )
 
     execution = Execution.objects.get()
     assert execution.status == Execution.Status.SUCCEEDED

@@ -19,7 +19,7 @@ import openpyxl
 import pytest
 
 from profiles.identifiers import EmailIdentifier
-from tests.browser import ARTIFACTS, logged_in_page, needs_chromium
+from tests.browser import ARTIFACTS, COLOR_SCHEMES, logged_in_page, needs_chromium
 
 pytestmark = needs_chromium
 
@@ -168,12 +168,13 @@ def typed_cells(row: dict, file_format: str) -> dict:
 # -- the tests
 
 
+@pytest.mark.parametrize("color_scheme", COLOR_SCHEMES)
 @pytest.mark.parametrize("file_format", FORMATS)
 def test_a_one_datamart_staff_member_clicks_export_and_opens_the_file(
-    transactional_db, live_server, browser, listed, importer, file_format
+    transactional_db, live_server, browser, listed, importer, file_format, color_scheme
 ):
     ARTIFACTS.mkdir(exist_ok=True)
-    page = logged_in_page(browser, live_server, "ines")
+    page = logged_in_page(browser, live_server, "ines", color_scheme=color_scheme)
     page.goto(f"{live_server.url}/admin/profiles/userprofile/")
     assert page.locator("#result_list tbody tr").count() == 3
     page.click("a.export_link")
@@ -185,7 +186,7 @@ def test_a_one_datamart_staff_member_clicks_export_and_opens_the_file(
     assert "3 profiles match" in page.locator("#export-count").inner_text()
     page.go_back()
 
-    path = export_from_the_list(page, file_format, shot=f"staff-{file_format}")
+    path = export_from_the_list(page, file_format, shot=f"staff-{file_format}-{color_scheme}")
     assert exported_profiles(path, file_format) == {
         "c-1": (1606, DAVID),
         "c-2": (1606, EMMA),

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from profiles.models import ProfileChange, UserProfile
-from tests.browser import ARTIFACTS, logged_in_page, needs_chromium
+from tests.browser import ARTIFACTS, COLOR_SCHEMES, logged_in_page, needs_chromium
 
 pytestmark = needs_chromium
 
@@ -29,11 +29,12 @@ def customer(datamart, make_profile):
     )
 
 
+@pytest.mark.parametrize("color_scheme", COLOR_SCHEMES)
 def test_staff_member_edits_a_nested_property_and_reads_it_in_the_history(
-    transactional_db, live_server, browser, customer, alice, bob
+    transactional_db, live_server, browser, customer, alice, bob, color_scheme
 ):
     ARTIFACTS.mkdir(exist_ok=True)
-    page = logged_in_page(browser, live_server, "alice")
+    page = logged_in_page(browser, live_server, "alice", color_scheme=color_scheme)
 
     page.goto(f"{live_server.url}/admin/profiles/userprofile/")
     page.fill("#searchbar", "c9879698769")
@@ -42,7 +43,7 @@ def test_staff_member_edits_a_nested_property_and_reads_it_in_the_history(
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1
     assert "c9879698769" in rows.first.inner_text()
-    page.screenshot(path=str(ARTIFACTS / "admin-profile-list.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"admin-profile-list-{color_scheme}.png"), full_page=True)
 
     rows.first.locator("th a").click()
     page.wait_for_selector(".jsoneditor-tree")
@@ -68,7 +69,9 @@ def test_staff_member_edits_a_nested_property_and_reads_it_in_the_history(
     assert history.count() == 2
     newest = history.first.inner_text()
     assert re.search(r"Back-office\s+alice\s+Updated\s+newsletter_options", newest), newest
-    page.screenshot(path=str(ARTIFACTS / "admin-profile-change.png"), full_page=True)
+    page.screenshot(
+        path=str(ARTIFACTS / f"admin-profile-change-{color_scheme}.png"), full_page=True
+    )
     stored = UserProfile.objects.get(pk=customer.pk)
     assert stored.properties["newsletter_options"] == {
         "subscribed": True,
@@ -79,7 +82,7 @@ def test_staff_member_edits_a_nested_property_and_reads_it_in_the_history(
     page.click(".field-point_link a")
     page.wait_for_selector("table.profile-history")
     assert "c9879698769" in page.locator(".inline-group").nth(0).inner_text()
-    page.screenshot(path=str(ARTIFACTS / "admin-user-point.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"admin-user-point-{color_scheme}.png"), full_page=True)
 
     other = logged_in_page(browser, live_server, "bob")
     response = other.goto(f"{live_server.url}/admin/profiles/userprofile/{customer.pk}/change/")
