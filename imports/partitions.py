@@ -40,10 +40,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from imports.error_rows import error_rows
 from imports.models import Execution, ExecutionError, ExecutionPartition
 from imports.readers import FileError, ImportRecord
 from imports.runner import (
-    _error_rows,
     _LostClaim,
     applied_lines_note,
     execution_describe,
@@ -263,7 +263,7 @@ def _commit_part_chunk(
             result = batch_write(prepared, source=source, record_history=run.record_history)
             if result.errors:
                 ExecutionError.objects.bulk_create(
-                    _error_rows(execution.pk, result.errors, execution.encoding)
+                    error_rows(execution.pk, result.errors, execution.encoding)
                 )
             now = timezone.now()
             ExecutionPartition.objects.filter(pk=part.pk).update(

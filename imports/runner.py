@@ -17,9 +17,7 @@ whose heartbeat is fresh. `attempts` counts the runs started at the same checkpo
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
 import os
 import socket
 import threading
@@ -35,6 +33,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from imports.column_mapping import MappingError, column_mapping_parse
+from imports.error_rows import error_rows
 from imports.models import Execution, ExecutionError
 from imports.pace import series_append
 from imports.readers import (
@@ -45,7 +44,6 @@ from imports.readers import (
     ReaderOptions,
     open_reader,
 )
-from profiles.commands import LineError
 from profiles.engine import BatchResult, batch_prepare, batch_write, with_retries
 from profiles.history import ChangeSource
 from profiles.merge import MergeMode, choose_merge_mode
@@ -75,71 +73,6 @@ def execution_reader_options(execution: Execution) -> ReaderOptions:
         delimiter=execution.delimiter or None,
         column_mapping=mapping,
     )
-
-
-# --------------------------------------------------------------------------- error rows
-
-
-def _clean_text(text: str, limit: int | None = None) -> str:
-    """Text a database column accepts: no NUL, no lone surrogate."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    if not text.isascii():
-        text = text.encode("utf-8", errors="replace").decode("utf-8")
-    return text if limit is None else text[:limit]
-
-
-def storable_raw(value: Any, encoding: str = "utf-8") -> Any:
-    """The source record as JSON a database takes: undecodable bytes are decoded with
-    replacement characters, NUL and lone surrogates replaced (the line was refused for
-    them anyway, and the failed-lines file stays writable)."""
-    if isinstance(value, bytes):
-        return _clean_text(value.decode(encoding, errors="replace"))
-    if isinstance(value, str):
-        return _clean_text(value)
-    if isinstance(value, dict):
-        return {_clean_text(str(key)): storable_raw(item, encoding) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [storable_raw(item, encoding) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    return _clean_text(str(value))
-
-
-def bounded_raw(raw: Any, max_bytes: int) -> tuple[Any, int | None]:
-    """The stored record and, when it was cut, its size: a record whose JSON text takes more
-    than `max_bytes` bytes is kept as the first `max_bytes` bytes of that text (a string)."""
-    if raw is None or isinstance(raw, bool | int | float):
-        return raw, None
-    text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
-    if len(text) * 4 <= max_bytes:  # a character takes at most 4 bytes in UTF-8
-        return raw, None
-    encoded = text.encode("utf-8", errors="replace")
-    if len(encoded) <= max_bytes:
-        return raw, None
-    return encoded[:max_bytes].decode("utf-8", errors="ignore"), len(encoded)
-
-
-def _error_rows(execution_id: int, errors: list[LineError], encoding: str) -> list[ExecutionError]:
-    max_bytes = settings.IMPORT_ERROR_RAW_MAX_BYTES
-    rows = []
-    for error in errors:
-        raw, raw_size = bounded_raw(storable_raw(error.raw, encoding), max_bytes)
-        rows.append(
-            ExecutionError(
-                execution_id=execution_id,
-                line=error.line,
-                identifier=_clean_text(error.identifier, 600),
-                error_code=_clean_text(error.code, 64),
-                message=_clean_text(error.message),
-                field=_clean_text(error.field, 300),
-                raw=raw,
-                raw_size=raw_size,
-            )
-        )
-    return rows
 
 
 # --------------------------------------------------------------------------- running
@@ -323,7 +256,7 @@ def chunk_commit(
             result = write()
             if result.errors:
                 ExecutionError.objects.bulk_create(
-                    _error_rows(execution.pk, result.errors, execution.encoding)
+                    error_rows(execution.pk, result.errors, execution.encoding)
                 )
             counters = {name: F(name) + count for name, count in result.counts.items() if count}
             if result.failed:

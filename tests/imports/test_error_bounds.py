@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import json
 
+from imports.error_rows import bounded_raw
 from imports.models import ExecutionError
-from imports.runner import bounded_raw
 from imports.services import execution_failed_lines_write
 from tests.imports.helpers import errors_of, import_file
 
