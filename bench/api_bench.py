@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "profiles_site.settings")
+os.environ.setdefault("SECRET_KEY", "insecure-local-development-key-change-me")
 
 import django  # noqa: E402
 
