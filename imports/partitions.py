@@ -33,7 +33,6 @@ import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -51,6 +50,7 @@ from imports.runner import (
     execution_reader,
     execution_run,
     execution_source,
+    heartbeat_fresh,
     records_after,
 )
 from profiles.commands import LineError
@@ -196,10 +196,7 @@ def _claim_part(execution_id: int, number: int, worker: str) -> _PartRun | None:
             )
             return None
         now = timezone.now()
-        fresh = part.heartbeat_ts is not None and now - part.heartbeat_ts < timedelta(
-            seconds=settings.IMPORT_STALE_SECONDS
-        )
-        if part.worker and part.worker != worker and fresh:
+        if part.worker and part.worker != worker and heartbeat_fresh(part.heartbeat_ts, now=now):
             logger.info("%s is running on %s: not taken over", part, part.worker)
             return None
         attempts = part.attempts + 1

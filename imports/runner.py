@@ -147,6 +147,13 @@ def _canceled_message(checkpoint_line: int, processed: int) -> str:
     )
 
 
+def heartbeat_fresh(heartbeat_ts: datetime | None, *, now: datetime) -> bool:
+    """Whether a run's last heartbeat is recent enough that its worker is taken to be alive."""
+    return heartbeat_ts is not None and now - heartbeat_ts < timedelta(
+        seconds=settings.IMPORT_STALE_SECONDS
+    )
+
+
 def _claim(execution_id: int, worker: str) -> _Run | None:
     """Take the execution for this run, or None when there is nothing to do here."""
     with transaction.atomic():
@@ -161,9 +168,7 @@ def _claim(execution_id: int, worker: str) -> _Run | None:
             )
             return None
         now = timezone.now()
-        fresh = execution.heartbeat_ts is not None and now - execution.heartbeat_ts < timedelta(
-            seconds=settings.IMPORT_STALE_SECONDS
-        )
+        fresh = heartbeat_fresh(execution.heartbeat_ts, now=now)
         if execution.status == Execution.Status.RUNNING and execution.worker != worker and fresh:
             logger.info("execution %s is running on %s: not taken over", execution_id, worker)
             return None
