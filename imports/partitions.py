@@ -45,6 +45,7 @@ from imports.readers import FileError, ImportRecord
 from imports.runner import (
     _LostClaim,
     applied_lines_note,
+    counter_updates,
     execution_describe,
     execution_merge_mode,
     execution_reader,
@@ -230,11 +231,12 @@ def _commit_part_chunk(
     """Apply one chunk of the part and move its checkpoint; False when a cancel stopped it."""
     execution, part = run.execution, run.part
     source = execution_source(execution)
-    prepared = batch_prepare(
-        datamart=execution.datamart, records=records, default_mode=default_mode
-    )
 
     def apply() -> bool:
+        # Prepared again on each try, as the unsplit runner does: a retried chunk reads afresh.
+        prepared = batch_prepare(
+            datamart=execution.datamart, records=records, default_mode=default_mode
+        )
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:  # as the unsplit runner: see there
@@ -270,9 +272,7 @@ def _commit_part_chunk(
                 attempts=0,
                 heartbeat_ts=now,
             )
-            counters = {name: F(name) + count for name, count in result.counts.items() if count}
-            if result.failed:
-                counters["failed"] = F("failed") + result.failed
+            counters = counter_updates(result)
             # Last: the execution's row stays locked only until this transaction commits.
             moved = Execution.objects.filter(
                 pk=execution.pk, status=Execution.Status.RUNNING

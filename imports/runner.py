@@ -231,6 +231,14 @@ def execution_source(execution: Execution) -> ChangeSource:
     )
 
 
+def counter_updates(result: BatchResult) -> dict[str, F]:
+    """The execution's counters a written chunk moves, as updates of their columns."""
+    counters = {name: F(name) + count for name, count in result.counts.items() if count}
+    if result.failed:
+        counters["failed"] = F("failed") + result.failed
+    return counters
+
+
 def chunk_commit(
     run: _Run,
     *,
@@ -263,9 +271,7 @@ def chunk_commit(
                 ExecutionError.objects.bulk_create(
                     error_rows(execution.pk, result.errors, execution.encoding)
                 )
-            counters = {name: F(name) + count for name, count in result.counts.items() if count}
-            if result.failed:
-                counters["failed"] = F("failed") + result.failed
+            counters = counter_updates(result)
             now = timezone.now()
             processed = row["processed"] + lines
             Execution.objects.filter(pk=execution.pk).update(
