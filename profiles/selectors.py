@@ -203,9 +203,10 @@ def profile_get(
 ) -> UserProfile | None:
     """One query: the profile joined to the identifier that names its point (the API's hot read).
 
-    An identifier's row is unique in its datamart (or compartment), so the join finds one point.
+    An identifier's row is unique in its datamart (or compartment), so the join finds one point,
+    and its profile of that address is unique: no ORDER BY (`first()`'s) for PostgreSQL to plan.
     """
-    return (
+    found = (
         UserProfile.objects.filter(
             _point_selector_q(datamart=datamart, selector=selector),
             datamart=datamart,
@@ -213,8 +214,9 @@ def profile_get(
             user_account_id=user_account_id,
         )
         .select_related("compartment")
-        .first()
+        .order_by()[:1]
     )
+    return next(iter(found), None)
 
 
 # --- profile search --------------------------------------------------------------------------

@@ -147,11 +147,14 @@ CACHE_URL = os.environ.get("CACHE_URL", "")
 CACHE_TABLE = "profiles_cache"
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        {"BACKEND": "profiles_site.cache.RedisCache", "LOCATION": CACHE_URL}
         if CACHE_URL
         else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": CACHE_TABLE}
     )
 }
+# How long an API token found by its digest is kept in that cache (dropped at once when the token
+# or its datamart changes).
+API_TOKEN_CACHE_SECONDS = int(os.environ.get("API_TOKEN_CACHE_SECONDS", "300"))
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # Uploaded import files must be readable by every worker: on several machines,
 # point MEDIA_ROOT at shared storage.

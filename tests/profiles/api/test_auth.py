@@ -42,6 +42,36 @@ def test_a_revoked_token_answers_401(token):
     assert "WWW-Authenticate" in response
 
 
+@pytest.mark.parametrize("change", ["revoke", "delete the token", "delete its datamart"])
+def test_a_token_used_a_moment_ago_is_refused_at_once_after_a_change(token, change):
+    """A token found once is served from the shared cache: a revocation (service, admin action
+    or command), a deletion of it or of its datamart must not wait for the cache to expire."""
+    client = ApiClient(token[1])
+    assert client.get(COMPARTMENTS).status_code == 200  # now cached
+    match change:
+        case "revoke":
+            api_token_revoke(token=ApiToken.objects.get(pk=token[0].pk))
+        case "delete the token":
+            ApiToken.objects.get(pk=token[0].pk).delete()
+        case "delete its datamart":
+            token[0].datamart.delete()
+    response = client.get(COMPARTMENTS)
+    assert error(response, 401)["error_code"] == "INVALID_TOKEN"
+
+
+def test_an_authenticated_request_reads_the_token_from_the_cache_not_the_database(token):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = ApiClient(token[1])
+    with CaptureQueriesContext(connection) as first:
+        assert client.get(COMPARTMENTS).status_code == 200
+    with CaptureQueriesContext(connection) as second:
+        assert client.get(COMPARTMENTS).status_code == 200
+    assert any("profiles_apitoken" in q["sql"] for q in first)
+    assert not any("profiles_apitoken" in q["sql"] for q in second)
+
+
 @pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Basic dXNlcjpwYXNz x", "tok en"])
 def test_a_malformed_authorization_header_answers_401(datamart, header):
     body = error(ApiClient(header).get(COMPARTMENTS), 401)
