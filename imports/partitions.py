@@ -53,6 +53,7 @@ from imports.runner import (
     execution_source,
     heartbeat_fresh,
     records_after,
+    series_after_chunk,
 )
 from profiles.commands import LineError
 from profiles.compartments import DatamartCompartments
@@ -272,13 +273,28 @@ def _commit_part_chunk(
                 attempts=0,
                 heartbeat_ts=now,
             )
-            counters = counter_updates(result)
-            # Last: the execution's row stays locked only until this transaction commits.
-            moved = Execution.objects.filter(
-                pk=execution.pk, status=Execution.Status.RUNNING
-            ).update(processed=F("processed") + result.lines, heartbeat_ts=now, **counters)
-            if not moved:
+            # Last: the execution's row stays locked only until this transaction commits (the
+            # lock the update would take, taken a statement earlier to read the pace series).
+            totals = (
+                Execution.objects.select_for_update()
+                .filter(pk=execution.pk, status=Execution.Status.RUNNING)
+                .values("processed", "failed", "progress_series")
+                .first()
+            )
+            if totals is None:
                 raise _LostClaim()
+            Execution.objects.filter(pk=execution.pk).update(
+                processed=F("processed") + result.lines,
+                heartbeat_ts=now,
+                progress_series=series_after_chunk(
+                    totals["progress_series"],
+                    start_ts=execution.start_ts,
+                    now=now,
+                    processed=totals["processed"] + result.lines,
+                    failed=totals["failed"] + result.failed,
+                ),
+                **counter_updates(result),
+            )
             return True
 
     return with_retries(apply)

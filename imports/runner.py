@@ -280,8 +280,12 @@ def chunk_commit(
                 checkpoint_offset=checkpoint_offset,
                 attempts=0,
                 heartbeat_ts=now,
-                progress_series=_series_after_chunk(
-                    run, row, now=now, processed=processed, failed=row["failed"] + result.failed
+                progress_series=series_after_chunk(
+                    row["progress_series"],
+                    start_ts=run.execution.start_ts,
+                    now=now,
+                    processed=processed,
+                    failed=row["failed"] + result.failed,
                 ),
                 **counters,
             )
@@ -303,13 +307,13 @@ def applied_lines_note(checkpoint_line: int) -> str:
     )
 
 
-def _series_after_chunk(
-    run: _Run, row: dict[str, Any], *, now: datetime, processed: int, failed: int
+def series_after_chunk(
+    series: list | None, *, start_ts: datetime | None, now: datetime, processed: int, failed: int
 ) -> list:
-    """The pace chart's series with this chunk's point (the row is locked: no lost point)."""
-    start = run.execution.start_ts or now
-    seconds = round((now - start).total_seconds(), 1)
-    return series_append(row["progress_series"] or [], [seconds, processed, failed])
+    """The pace chart's series with this chunk's point; the caller holds the execution's row
+    locked, so no point is lost to a concurrent chunk (another part of the same file)."""
+    seconds = round((now - (start_ts or now)).total_seconds(), 1)
+    return series_append(series or [], [seconds, processed, failed])
 
 
 def _finish(run: _Run, status: str, *, error_code: str = "", error_message: str = "") -> None:

@@ -89,6 +89,11 @@ def test_a_split_execution_ends_like_an_unsplit_one(document_import, settings, c
         "processed", flat=True
     )
     assert sum(processed) == 300 and all(processed)  # every part had lines
+    # The pace chart has a point per chunk of every part, its counts rising to the totals.
+    series = execution.progress_series
+    assert len(series) == sum(-(-lines // 7) for lines in processed)
+    assert [point[1] for point in series] == sorted(point[1] for point in series)
+    assert series[-1][1:] == [300, execution.failed]
 
 
 def test_a_csv_file_split_in_two_ends_like_an_unsplit_one(csv_import, settings):
