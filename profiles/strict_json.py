@@ -135,7 +135,8 @@ def parse_strict_json(text: str, *, max_depth: int) -> Any:
     except json.JSONDecodeError as problem:
         raise StrictJsonError(
             "INVALID_JSON",
-            f"invalid JSON: {problem.msg} at character {problem.pos + 1}",
+            # Some of json's messages end with "at" ("Unterminated string starting at").
+            f"invalid JSON: {problem.msg.removesuffix(' at')} at character {problem.pos + 1}",
             reason=problem.msg,
             position=problem.pos,
         ) from None

@@ -24,14 +24,35 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(slow)
 
 
-@pytest.fixture(autouse=True)
-def _cache_cleared(django_db_setup, django_db_blocker):
-    """Rate-limit counts (per token, failed authentications per address) start at zero. Without
-    CACHE_URL the cache is a table of the test database, cleared before the test's own
-    transaction begins."""
-    from django.core.cache import cache
+_DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
 
-    with django_db_blocker.unblock():
+
+@pytest.fixture(autouse=True)
+def _cache_cleared(request):
+    """Rate-limit counts (per token, failed authentications per address) and cached tokens
+    start empty. Without CACHE_URL the cache is a table of the test database, cleared before
+    the test's own transaction begins, and only for a test that has a database: pytest-django
+    creates none for a run of tests that need none, and the table named by the settings would
+    then be the development database's."""
+    from django.core.cache import caches
+    from django.core.cache.backends.db import DatabaseCache
+
+    cache = caches["default"]
+    if isinstance(cache, DatabaseCache):
+        uses_database = request.node.get_closest_marker("django_db") is not None or bool(
+            _DATABASE_FIXTURES & set(request.fixturenames)
+        )
+        if uses_database:
+            request.getfixturevalue("django_db_setup")
+            with request.getfixturevalue("django_db_blocker").unblock():
+                cache.clear()
+    else:
         cache.clear()
     yield
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6
 
 
 @pytest.fixture
-def redis_cache(db):
+def redis_cache():
     cache = RedisCache(REDIS_URL, {"KEY_PREFIX": "cache-test"})
     cache.clear()
     yield cache

@@ -128,3 +128,19 @@ def test_missing_file_fails_the_file(tmp_path):
     with pytest.raises(FileError) as caught:
         open_reader(tmp_path / "nope.ndjson", FileFormat.NDJSON)
     assert caught.value.code == "UNREADABLE_FILE"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"a": "open', "invalid JSON: Unterminated string starting at character 7"),
+        ('{"a": "x\ty"}', "invalid JSON: Invalid control character at character 9"),
+        ('{"a": }', "invalid JSON: Expecting value at character 7"),
+    ],
+)
+def test_an_invalid_json_message_names_the_character_once(text, message):
+    from profiles.strict_json import StrictJsonError, parse_strict_json
+
+    with pytest.raises(StrictJsonError) as raised:
+        parse_strict_json(text, max_depth=32)
+    assert raised.value.detail == message
