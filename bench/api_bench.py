@@ -5,7 +5,8 @@
         .venv/bin/python bench/api_bench.py [--profiles 100000] [--seconds 15] [--rounds 2]
 
 Fills datamart 90 of that database with fake profiles (compartment 1606, once), makes an API
-token, then starts gunicorn (2 sync workers, the README's production settings:
+token, then starts gunicorn (sync workers, two per core as the README's production section
+says, `--workers` to choose; the README's production settings:
 DATABASE_CONN_MAX_AGE=60, CACHE_URL for the rate limit's counters) and runs 4 concurrent
 clients for --seconds against each target in turn, --rounds times alternating:
 
@@ -70,7 +71,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
+    # The README's production section: about two gunicorn workers per core.
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
     options = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("bench/api_bench.py measures on PostgreSQL: set DATABASE_URL=postgresql://…")

@@ -43,6 +43,7 @@ from imports.error_rows import error_rows
 from imports.models import Execution, ExecutionError, ExecutionPartition
 from imports.readers import FileError, ImportRecord
 from imports.runner import (
+    RecordChunks,
     _LostClaim,
     applied_lines_note,
     counter_updates,
@@ -54,6 +55,7 @@ from imports.runner import (
     heartbeat_fresh,
     records_after,
     series_after_chunk,
+    shutdown_requested,
 )
 from profiles.commands import LineError
 from profiles.compartments import DatamartCompartments
@@ -167,6 +169,7 @@ class _PartRun:
     claim: str
     chunk_size: int
     record_history: bool = True
+    handed_over: bool = False
 
 
 def _canceled_message(processed: int, count: int) -> str:
@@ -342,39 +345,35 @@ def _apply_part(run: _PartRun, progress: Callable[[], None] | None) -> None:
         _finish_part(run, error=problem)
         return
     compartments = DatamartCompartments(execution.datamart)
-    records = records_after(reader, line=part.checkpoint_line, offset=part.checkpoint_offset)
-    chunk: list[ImportRecord] = []
-    file_error: FileError | None = None
+    chunks = RecordChunks(
+        records_after(reader, line=part.checkpoint_line, offset=part.checkpoint_offset),
+        size=run.chunk_size,
+        keep=lambda record: (
+            partition_of(record=record, count=part.count, compartments=compartments) == part.number
+        ),
+    )
     try:
-        while True:
-            try:
-                record = next(records)
-            except StopIteration:
-                break
-            except FileError as problem:
-                file_error = problem
-                break
-            if partition_of(record=record, count=part.count, compartments=compartments) != (
-                part.number
-            ):
-                continue
-            chunk.append(record)
-            if len(chunk) >= run.chunk_size:
-                if not _commit_part_chunk(run, chunk, reader.position, default_mode):
-                    return
-                chunk = []
-                if progress:
-                    progress()
-        if chunk:  # the lines read before a file-level error are applied: they were valid
+        for chunk in chunks:
             if not _commit_part_chunk(run, chunk, reader.position, default_mode):
                 return
             if progress:
                 progress()
+            if shutdown_requested.is_set():
+                _hand_over_part(run)
+                return
     finally:
-        close = getattr(records, "close", None)
-        if close:
-            close()
-    _finish_part(run, error=file_error)
+        chunks.close()
+    _finish_part(run, error=chunks.file_error)
+
+
+def _hand_over_part(run: _PartRun) -> None:
+    """Give the part up after a committed chunk (its worker is stopping): no worker, no
+    heartbeat, so the next run of the part (any worker) takes it at once."""
+    ExecutionPartition.objects.filter(pk=run.part.pk, claim=run.claim).update(
+        worker="", claim="", heartbeat_ts=None
+    )
+    run.handed_over = True
+    logger.info("%s handed over after its last committed chunk: its worker stops", run.part)
 
 
 def partition_run(
@@ -384,15 +383,16 @@ def partition_run(
     worker: str,
     progress: Callable[[], None] | None = None,
     record_history: bool = True,
-) -> None:
+) -> bool:
     """Apply one part of a split execution from its checkpoint to its end (or to a cancel).
+    True when the run handed the part over (its worker is stopping): queue it again.
 
     Safe to call at any time: a finished part, or one another worker runs, is left alone.
     `record_history=False` skips the ProfileChange rows: for the benchmark only.
     """
     run = _claim_part(execution_id, number, worker)
     if run is None:
-        return
+        return False
     run.record_history = record_history
     try:
         _apply_part(run, progress)
@@ -407,3 +407,4 @@ def partition_run(
                 error_code="INTERNAL_ERROR",
                 error_message=f"the import stopped on an unexpected error: {problem!r}"[:2000],
             )
+    return run.handed_over

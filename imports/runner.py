@@ -324,6 +324,47 @@ def _finish(run: _Run, status: str, *, error_code: str = "", error_message: str 
         run.execution.transition(status, error_code=error_code, error_message=error_message)
 
 
+class RecordChunks:
+    """Records in chunks of `size` (the last one shorter), only those `keep` accepts. Each
+    chunk comes out right after its last record is read, so the reader's position then is the
+    chunk's checkpoint offset. A file-level error ends the chunks: the records read before it
+    come out (they were valid) and the error is kept in `file_error`."""
+
+    def __init__(
+        self,
+        records: Iterator[ImportRecord],
+        *,
+        size: int,
+        keep: Callable[[ImportRecord], bool] | None = None,
+    ) -> None:
+        self.records, self.size, self.keep = records, size, keep
+        self.file_error: FileError | None = None
+
+    def __iter__(self) -> Iterator[list[ImportRecord]]:
+        chunk: list[ImportRecord] = []
+        while True:
+            try:
+                record = next(self.records)
+            except StopIteration:
+                break
+            except FileError as problem:
+                self.file_error = problem
+                break
+            if self.keep is None or self.keep(record):
+                chunk.append(record)
+                if len(chunk) >= self.size:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    def close(self) -> None:
+        """Close the reader's iteration (its file) at once, whether or not it was read to the end."""
+        close = getattr(self.records, "close", None)
+        if close:
+            close()
+
+
 def records_after(reader: Reader, *, line: int, offset: int) -> Iterator[ImportRecord]:
     """The records after a checkpoint (the last line applied, the byte offset after it)."""
     if not line:
@@ -415,37 +456,19 @@ def _run(run: _Run) -> None:
     records = records_after(
         reader, line=execution.checkpoint_line, offset=execution.checkpoint_offset
     )
-    chunk: list[ImportRecord] = []
-    file_error: FileError | None = None
+    chunks = RecordChunks(records, size=run.chunk_size)
     try:
-        while True:
-            try:
-                record = next(records)
-            except StopIteration:
-                break
-            except FileError as problem:
-                file_error = problem
-                break
-            chunk.append(record)
-            if len(chunk) >= run.chunk_size:
-                if not _commit_chunk(run, chunk, reader.position, default_mode):
-                    return
-                chunk = []
-                if run.progress:
-                    run.progress(run.processed, run.total)
-                if shutdown_requested.is_set():
-                    _hand_over(run)
-                    return
-        # The lines read before a file-level error are applied: they were valid.
-        if chunk:
+        for chunk in chunks:
             if not _commit_chunk(run, chunk, reader.position, default_mode):
                 return
             if run.progress:
                 run.progress(run.processed, run.total)
+            if shutdown_requested.is_set():
+                _hand_over(run)
+                return
     finally:
-        close = getattr(records, "close", None)
-        if close:
-            close()
+        chunks.close()
+    file_error = chunks.file_error
     if file_error is not None:
         _finish(
             run,

@@ -40,12 +40,17 @@ def run_execution(self, execution_id: int) -> None:
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, name="imports.run_execution_part")
 def run_execution_part(self, execution_id: int, number: int) -> None:
-    partition_run(execution_id=execution_id, number=number, worker=self.request.hostname or "")
+    with _stop_after_the_chunk_on_sigterm():
+        handed_over = partition_run(
+            execution_id=execution_id, number=number, worker=self.request.hostname or ""
+        )
+    if handed_over:  # by a stopping worker: the next one goes on from the part's checkpoint
+        run_execution_part.delay(execution_id, number)
 
 
 @contextlib.contextmanager
 def _stop_after_the_chunk_on_sigterm():
-    """While an execution runs, SIGTERM (sent to the worker's process group: a deploy) makes the
+    """While an execution (or a part of one) runs, SIGTERM (sent to the worker's process group: a deploy) makes the
     pool process finish its chunk and hand the execution over, instead of dying mid-chunk with
     the execution left RUNNING for a worker that is gone. A second SIGTERM stops it at once.
 

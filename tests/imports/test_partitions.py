@@ -160,6 +160,38 @@ def test_a_part_killed_between_chunks_resumes_at_its_checkpoint(document_import,
     assert ProfileChange.objects.filter(execution_id=execution.pk).count() == changes
 
 
+def test_a_stopping_worker_hands_its_part_over_after_the_chunk_and_another_takes_it_at_once(
+    document_import, settings
+):
+    """SIGTERM (a deploy) sets `shutdown_requested`: the part's run commits its chunk, gives the
+    part up, and says so (the task then queues the part again)."""
+    from imports.runner import shutdown_requested
+
+    settings.IMPORT_CHUNK_SIZE = 4
+    content = _file(200)
+    expected, changes = _clean_run(document_import, content)
+    execution = upload(document_import, content)
+    parts = _split(execution, 2)
+    try:
+        handed_over = partitions.partition_run(
+            execution_id=execution.pk, number=0, worker="w0", progress=shutdown_requested.set
+        )
+    finally:
+        shutdown_requested.clear()
+    part = ExecutionPartition.objects.get(execution=execution, number=0)
+    assert handed_over is True
+    assert (part.processed, part.worker, part.claim, part.heartbeat_ts) == (4, "", "", None)
+    # No wait for the part to go stale: another worker goes on from its checkpoint.
+    assert partitions.partition_run(execution_id=execution.pk, number=0, worker="other") is False
+    assert ExecutionPartition.objects.get(pk=part.pk).finished
+    execution = _run_parts(execution, parts)
+    assert execution.status == Execution.Status.SUCCEEDED, execution.error_message
+    assert (snapshot(document_import.datamart_id), errors_of(execution), execution.counters()) == (
+        expected
+    )
+    assert ProfileChange.objects.filter(execution_id=execution.pk).count() == changes
+
+
 def test_a_part_that_keeps_failing_fails_the_execution(document_import, settings):
     settings.IMPORT_CHUNK_SIZE = 2
     settings.IMPORT_MAX_ATTEMPTS = 2
