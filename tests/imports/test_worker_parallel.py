@@ -105,6 +105,43 @@ def test_a_worker_killed_while_both_parts_run_resumes_them_on_restart(
     assert ExecutionError.objects.filter(execution=execution).count() == 120
 
 
+def test_a_worker_stopped_with_sigterm_hands_both_parts_over_and_the_next_one_finishes(
+    celery_worker, datamart, crm_compartment, other_datamart, settings
+):
+    """A deploy: SIGTERM to the worker's process group while both parts run. Each pool process
+    finishes its chunk and gives its part up (no worker, no heartbeat); the next worker goes
+    on from the parts' checkpoints."""
+    settings.IMPORT_CHUNK_SIZE = 1000
+    content = _big_file(60_000)
+    celery_worker.stop()
+    celery_worker.start(env=PARALLEL, concurrency=2)
+    execution = execution_start(
+        document_import=DocumentImport.objects.create(datamart=datamart, name="CRM"),
+        upload=ContentFile(content, name="big.ndjson"),
+        file_name="big.ndjson",
+    )
+
+    def both_parts_committed():
+        checkpoints = ExecutionPartition.objects.filter(execution=execution).values_list(
+            "checkpoint_line", flat=True
+        )
+        return len(checkpoints) == 2 and min(checkpoints) >= 2000
+
+    wait_for(both_parts_committed, timeout=120, interval=0.05, message="chunks of both parts")
+    celery_worker.stop()
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.RUNNING
+    parts = ExecutionPartition.objects.filter(execution=execution)
+    unfinished = [part for part in parts if not part.finished]
+    assert unfinished and all((part.worker, part.claim) == ("", "") for part in unfinished)
+    assert execution.processed == sum(part.processed for part in parts)
+
+    celery_worker.start(env=PARALLEL, concurrency=2)
+    clean = _clean(other_datamart, content)
+    wait_finished(execution, timeout=240)
+    _same_as_clean(execution, clean)
+
+
 def test_cancel_stops_both_parts(celery_worker, document_import):
     celery_worker.stop()
     celery_worker.start(env=PARALLEL, concurrency=2)
