@@ -5,6 +5,7 @@ the import execution, the staff user, the API token."""
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.paginator import Paginator
@@ -34,6 +35,15 @@ def execution_url(execution_id: int) -> str:
         return f"{reverse('admin:index')}imports/execution/{execution_id}/change/"
 
 
+def may_open_executions(request) -> bool:
+    """Whether the viewer may open import executions (their admin, in the imports app, says)."""
+    try:
+        model_admin = admin.site.get_model_admin(apps.get_model("imports", "Execution"))
+    except (LookupError, admin.sites.NotRegistered):
+        return False
+    return model_admin.has_view_or_change_permission(request)
+
+
 def source_label(change: ProfileChange) -> str:
     return change.get_source_display()
 
@@ -43,13 +53,10 @@ def change_origin(change: ProfileChange, *, request) -> SafeString | str:
     import execution, the staff user, the API token."""
     parts = []
     if change.execution_id is not None:
-        parts.append(
-            format_html(
-                '<a href="{}">import execution #{}</a>',
-                execution_url(change.execution_id),
-                change.execution_id,
-            )
-        )
+        label = format_html("import execution #{}", change.execution_id)
+        if may_open_executions(request):
+            label = format_html('<a href="{}">{}</a>', execution_url(change.execution_id), label)
+        parts.append(label)
     if change.user is not None:
         name = object_link(request, change.user, change.user.get_username())
         parts.append(format_html("by {}", name) if parts else name)
