@@ -97,3 +97,58 @@ def test_on_a_terminal_the_progress_is_a_bar(datamart, crm_compartment, tmp_path
     path.write_bytes(ndjson(*(account(f"c{i}", {"a": i}) for i in range(5))))
     _, err = _import(path, stderr=Terminal())
     assert "\r" in err and "5/5" in err and "progress:" not in err
+
+
+def test_a_crm_file_imports_through_a_mapping_file_and_the_next_run_without_one_reads_spec_headers(
+    datamart, crm_compartment, tmp_path
+):
+    import hashlib
+    import json
+
+    from django.core.management.base import CommandError
+
+    from profiles.models import UserEmail, UserProfile
+
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(
+        json.dumps(
+            {
+                "Customer ID": "$user_account_id",
+                "Compartment": "$compartment_id",
+                "E-mail": {"to": "email_hash", "transform": "sha256_email"},
+                "Opt-in": "newsletter.opt_in:bool",
+                "Notes": None,
+            }
+        )
+    )
+    crm = tmp_path / "crm.csv"
+    crm.write_text(
+        "Customer ID,Compartment,E-mail,Opt-in,Notes\n"
+        f"C1,{crm_compartment.compartment_id}, Ann@Example.com ,true,call back\n"
+    )
+    output, _ = _import(crm, "--no-progress", "--mapping", str(mapping))
+    assert "SUCCEEDED: total 1" in output, output
+    profile = UserProfile.objects.get(user_account_id="C1")
+    assert profile.properties == {"newsletter": {"opt_in": True}}
+    digest = hashlib.sha256(b"ann@example.com").hexdigest()
+    assert UserEmail.objects.get(user_point=profile.user_point).email_hash == digest
+
+    # The next run names no mapping: the file's headers are SPEC §3's again.
+    plain = tmp_path / "plain.csv"
+    crm_id = crm_compartment.compartment_id
+    plain.write_text(
+        "compartment_id,user_account_id,$compartment_id,$user_account_id,age:int\n"
+        f"{crm_id},C2,{crm_id},C2,40\n"
+    )
+    output, _ = _import(plain, "--no-progress")
+    assert "SUCCEEDED: total 1" in output, output
+    assert UserProfile.objects.get(user_account_id="C2").properties == {"age": 40}
+
+    mapping.write_text(json.dumps({"Customer ID": "no_such:type"}))
+    with pytest.raises(CommandError, match="Customer ID"):
+        _import(crm, "--no-progress", "--mapping", str(mapping))
+    mapping.write_text(json.dumps({"Customer ID": "user_account_id"}))
+    commands = tmp_path / "crm.ndjson"
+    commands.write_bytes(ndjson(account("c9", {"a": 1})))
+    with pytest.raises(CommandError, match="COLUMN_MAPPING_NOT_APPLICABLE"):
+        _import(commands, "--no-progress", "--mapping", str(mapping))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -18,7 +19,12 @@ from imports.pace import duration_text, execution_pace, failures_text, rate_text
 from imports.partitions import execution_split
 from imports.partitions_local import local_worker_name, partitions_run_locally
 from imports.runner import execution_run
-from imports.services import execution_failed_lines, execution_failed_lines_write, execution_start
+from imports.services import (
+    document_import_column_mapping_save,
+    execution_failed_lines,
+    execution_failed_lines_write,
+    execution_start,
+)
 from profiles.errors import ProfileError
 from profiles.merge import parse_bool_word
 from profiles.models import Datamart
@@ -55,6 +61,16 @@ class ProgressLines:
             f"{duration_text(now - self.started)} elapsed{eta}\n"
         )
         self.out.flush()
+
+
+def _mapping_read(path: str) -> object:
+    try:
+        with open(path, encoding="utf-8") as source:
+            return json.load(source)
+    except OSError as problem:
+        raise CommandError(f"cannot read the mapping {path}: {problem.strerror}") from None
+    except ValueError as problem:
+        raise CommandError(f"the mapping {path} is not JSON: {problem}") from None
 
 
 class Command(BaseCommand):
@@ -100,6 +116,13 @@ class Command(BaseCommand):
             help="where to write the failed lines when some fail (default: next to FILE, "
             "named FILE.failed-lines.<ext>)",
         )
+        parser.add_argument(
+            "--mapping",
+            metavar="JSON_FILE",
+            help="CSV/XLSX: a file holding the column mapping of the file's own headers, as the "
+            'API\'s column_mapping: {"Customer ID": "user_account_id", "E-mail": {"to": '
+            '"email_hash", "transform": "sha256_email"}, "Notes": null}',
+        )
         parser.add_argument("--no-progress", action="store_true", help="no progress output")
         parser.add_argument(
             "--parallel",
@@ -129,6 +152,12 @@ class Command(BaseCommand):
         )
         merge_objects = parse_bool_word(options["merge_objects"]) is True
         try:
+            # The command's document import carries the mapping of its latest run (or none);
+            # each execution keeps its own copy, so a resume reads its file the same way.
+            document_import_column_mapping_save(
+                document_import=document_import,
+                column_mapping=_mapping_read(options["mapping"]) if options["mapping"] else None,
+            )
             with open(path, "rb") as source:
                 execution = execution_start(
                     document_import=document_import,
