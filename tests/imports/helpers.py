@@ -41,6 +41,27 @@ def ndjson(*commands: dict | str) -> bytes:
     ).encode()
 
 
+def mixed_import(lines: int, *, prefix: str = "c") -> bytes:
+    """NDJSON of new accounts, later updates and deletes of accounts met chunks earlier, e-mail
+    identified lines repeating, and a bad line every 500: the file the worker tests import."""
+    out: list[dict | str] = []
+    for i in range(lines):
+        kind = i % 10
+        if kind < 6:
+            out.append(account(f"{prefix}{i}", {"n": i, "tags": [i % 5], "nl": {"on": i % 2 == 0}}))
+        elif kind < 8 and i >= 1503:
+            out.append(account(f"{prefix}{i - 1503}", {"tags": [i % 7], "nl": {"p": i}}))
+        elif kind == 8 and i >= 2508:
+            out.append(delete(f"{prefix}{i - 2508}"))
+        elif i % 500 == 9:
+            out.append('{"operation": "UPSERT", ')
+        else:
+            out.append(
+                {"operation": "UPSERT", "email_hash": f"e{i % 3000}", "user_profile": {"i": i}}
+            )
+    return ndjson(*out)
+
+
 def upload(
     document_import: DocumentImport, content: bytes, name: str = "profiles.ndjson", **options
 ) -> Execution:

@@ -12,8 +12,7 @@ from imports.models import DocumentImport, Execution
 from imports.revert import execution_revert
 from imports.services import execution_start
 from profiles.models import ProfileChange, UserProfile
-from tests.imports.helpers import account, import_file, ndjson, wait_finished
-from tests.imports.test_worker import _big_file
+from tests.imports.helpers import account, import_file, mixed_import, ndjson, wait_finished
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -46,7 +45,7 @@ def test_a_100k_line_import_reverted_on_the_worker_gives_the_table_back_and_so_d
 
     execution = execution_start(
         document_import=document_import,
-        upload=ContentFile(_big_file(100_000), name="big.ndjson"),
+        upload=ContentFile(mixed_import(100_000), name="big.ndjson"),
         file_name="big.ndjson",
     )
     wait_finished(execution, timeout=600)

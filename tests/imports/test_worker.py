@@ -12,7 +12,7 @@ from profiles.services import compartment_create
 from tests.imports.helpers import (
     CRM,
     account,
-    delete,
+    mixed_import,
     ndjson,
     properties_of,
     run,
@@ -41,33 +41,12 @@ def test_an_upload_is_queued_on_commit_and_a_worker_runs_it_to_succeeded(
     assert properties_of("c2") == {"firstname": "Ines"}
 
 
-def _big_file(lines: int) -> bytes:
-    """New accounts, updates and deletes of accounts met chunks earlier, repeated e-mail
-    identifiers, and a bad line every 500."""
-    out = []
-    for i in range(lines):
-        kind = i % 10
-        if kind < 6:
-            out.append(account(f"c{i}", {"n": i, "tags": [i % 5], "nl": {"on": i % 2 == 0}}))
-        elif kind < 8 and i >= 1503:
-            out.append(account(f"c{i - 1503}", {"tags": [i % 7], "nl": {"p": i}}))
-        elif kind == 8 and i >= 2508:
-            out.append(delete(f"c{i - 2508}"))
-        elif i % 500 == 9:
-            out.append('{"operation": "UPSERT", ')
-        else:
-            out.append(
-                {"operation": "UPSERT", "email_hash": f"e{i % 3000}", "user_profile": {"i": i}}
-            )
-    return ndjson(*out)
-
-
 def test_a_worker_killed_mid_file_resumes_on_restart_and_ends_like_a_clean_import(
     celery_worker, datamart, crm_compartment, other_datamart, settings
 ):
     settings.IMPORT_CHUNK_SIZE = 2000
     compartment_create(datamart=other_datamart, compartment_id=CRM, name="CRM")
-    content = _big_file(100_000)
+    content = mixed_import(100_000)
     worker_settings = {"IMPORT_CHUNK_SIZE": "2000"}
     celery_worker.stop()
     celery_worker.start(env=worker_settings)

@@ -18,6 +18,7 @@ from tests.imports.helpers import (
     CRM,
     account,
     errors_of,
+    mixed_import,
     ndjson,
     run,
     snapshot,
@@ -25,7 +26,6 @@ from tests.imports.helpers import (
     wait_finished,
     wait_for,
 )
-from tests.imports.test_worker import _big_file
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -54,7 +54,7 @@ def test_two_workers_apply_one_file_in_two_parts_like_one_clean_run(
     celery_worker, datamart, crm_compartment, other_datamart, settings
 ):
     settings.IMPORT_CHUNK_SIZE = 1000
-    content = _big_file(20_000)
+    content = mixed_import(20_000)
     celery_worker.stop()
     celery_worker.start(env=PARALLEL, concurrency=2)
     execution = execution_start(
@@ -75,7 +75,7 @@ def test_a_worker_killed_while_both_parts_run_resumes_them_on_restart(
     celery_worker, datamart, crm_compartment, other_datamart, settings
 ):
     settings.IMPORT_CHUNK_SIZE = 1000
-    content = _big_file(60_000)
+    content = mixed_import(60_000)
     celery_worker.stop()
     celery_worker.start(env=PARALLEL, concurrency=2)
     execution = execution_start(
@@ -112,7 +112,7 @@ def test_a_worker_stopped_with_sigterm_hands_both_parts_over_and_the_next_one_fi
     finishes its chunk and gives its part up (no worker, no heartbeat); the next worker goes
     on from the parts' checkpoints."""
     settings.IMPORT_CHUNK_SIZE = 1000
-    content = _big_file(60_000)
+    content = mixed_import(60_000)
     celery_worker.stop()
     celery_worker.start(env=PARALLEL, concurrency=2)
     execution = execution_start(
@@ -182,7 +182,7 @@ def test_import_profiles_parallel_runs_the_parts_in_local_processes(
     datamart, crm_compartment, other_datamart, tmp_path, settings
 ):
     settings.IMPORT_CHUNK_SIZE = 500
-    content = _big_file(6000)
+    content = mixed_import(6000)
     path = tmp_path / "big.ndjson"
     path.write_bytes(content)
     out = StringIO()

@@ -28,7 +28,7 @@ import pytest
 from django.db import connection
 
 from imports.models import Execution
-from tests.imports.helpers import CRM, account, delete, ndjson, snapshot
+from tests.imports.helpers import CRM, mixed_import, snapshot
 from tests.workers import ROOT, CeleryWorker, database_url
 
 REPORT = ROOT / "test-artifacts" / "reliability.md"
@@ -171,27 +171,6 @@ def workers(worker_env, celery_worker_session, session_var_dir, request):
 
 
 # --- files and outcomes ------------------------------------------------------------------------
-
-
-def mixed_import(lines: int, *, prefix: str = "c") -> bytes:
-    """NDJSON of new accounts, later updates and deletes of accounts met earlier, e-mail
-    identified lines, and a bad line every 500 (the mix of tests/imports/test_worker.py)."""
-    out: list[dict | str] = []
-    for i in range(lines):
-        kind = i % 10
-        if kind < 6:
-            out.append(account(f"{prefix}{i}", {"n": i, "tags": [i % 5], "nl": {"on": i % 2 == 0}}))
-        elif kind < 8 and i >= 1503:
-            out.append(account(f"{prefix}{i - 1503}", {"tags": [i % 7], "nl": {"p": i}}))
-        elif kind == 8 and i >= 2508:
-            out.append(delete(f"{prefix}{i - 2508}"))
-        elif i % 500 == 9:
-            out.append('{"operation": "UPSERT", ')
-        else:
-            out.append(
-                {"operation": "UPSERT", "email_hash": f"e{i % 3000}", "user_profile": {"i": i}}
-            )
-    return ndjson(*out)
 
 
 def profiles_checksum(datamart_id: int) -> str:
