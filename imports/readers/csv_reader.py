@@ -17,6 +17,11 @@ Rules chosen here (not in the SPEC):
   past `max_line_bytes` (an unclosed quote) fails the file (LINE_TOO_LONG): where
   the next record starts cannot be known. The runner's message then says which
   lines were applied.
+- A quoted cell still open at the end of the file (an unclosed quote, the rest of
+  the file shorter than `max_line_bytes`) is a line error (INVALID_CSV) at the
+  record's first line, keeping that physical line; the physical lines after it
+  are read again as records, the stray quote taken as the typo it was. Never
+  one silent cell holding the rest of the file.
 - A cell holding a line break makes one record of several physical lines: the
   line number counts records, not physical lines.
 """
@@ -126,15 +131,22 @@ class _CsvLineSource:
         self.limit = limit
         self.records_done = records_before
         self.record_bytes = 0
+        self.record_start = offset
         self.record_data: list[bytes] = []
         self.undecodable: UnicodeDecodeError | None = None
+        # The file ended inside the record in hand: csv.reader asks for more lines only
+        # within a quoted cell, so that cell was never closed.
+        self.unclosed = False
 
     def __iter__(self) -> Iterator[str]:
         return self
 
     def __next__(self) -> str:
+        if not self.record_bytes:
+            self.record_start = self.offset
         data = self.stream.readline(self.limit + 2)
         if not data:
+            self.unclosed = self.record_bytes > 0
             raise StopIteration
         line = self.records_done + 1
         self.offset += len(data)
@@ -168,6 +180,12 @@ class _CsvLineSource:
         self.record_bytes = 0
         self.record_data = []
         self.undecodable = None
+        self.unclosed = False
+
+    def after_first_line(self) -> int:
+        """The offset of the physical line after the record's first one (where reading goes on
+        after an unclosed quote)."""
+        return self.record_start + len(self.record_data[0])
 
 
 class CsvReader(Reader):
@@ -197,6 +215,10 @@ class CsvReader(Reader):
                     f"line 1: the header is longer than {options.max_line_bytes} bytes",
                     line=1,
                 ) from None
+        if source.unclosed:
+            raise FileError(
+                "INVALID_CSV", "line 1: a quoted cell of the header is never closed", line=1
+            )
         if source.undecodable is not None:
             raise FileError(
                 "INVALID_ENCODING",
@@ -243,7 +265,13 @@ class CsvReader(Reader):
                 record = self._next_record(rows, source, line)
                 if record is _END:
                     return
-                source.record_finished()
+                if source.unclosed:  # read on from the record's second physical line
+                    restart = source.after_first_line()
+                    stream.seek(restart)
+                    source = self._line_source(stream, restart, line)
+                    rows = csv.reader(source, delimiter=self.delimiter)
+                else:
+                    source.record_finished()
                 if line <= after_line or record is None:
                     continue
                 self.position = source.offset
@@ -264,6 +292,15 @@ class CsvReader(Reader):
                 code="INVALID_CSV",
                 message=f"line {line}: {problem}",
                 raw=source.record_text(),
+            )
+        if source.unclosed:
+            first = source.record_data[0].decode(self._encoding, errors="replace")
+            return LineError(
+                line=line,
+                code="INVALID_CSV",
+                message=f"line {line}: a quoted cell opened on this line is never closed; the "
+                "lines after it are read as records",
+                raw=first,
             )
         record = row_to_record(self.columns, cells, line=line, options=self.options, typed=False)
         problem = source.undecodable
@@ -292,6 +329,13 @@ class CsvReader(Reader):
                     return count
                 except (_LineTooLong, csv.Error):
                     cells = ["malformed"]
+                if source.unclosed:  # one line error, then the lines after it as `iterate`
+                    restart = source.after_first_line()
+                    stream.seek(restart)
+                    source = self._line_source(stream, restart, source.records_done + 1)
+                    rows = csv.reader(source, delimiter=self.delimiter)
+                    count += 1
+                    continue
                 source.record_finished()
                 if any(cells):
                     count += 1

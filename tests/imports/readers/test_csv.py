@@ -389,3 +389,34 @@ def test_a_semicolon_file_whose_header_holds_commas_is_sniffed_as_semicolon(tmp_
     assert reader.delimiter == ";"
     assert reader.headers == ["email_hash", "note (a, b, c)"]
     assert all(set(record.user_profile) == {"note (a, b, c)"} for record in reader)
+
+
+def test_csv_quote_still_open_at_the_end_is_a_line_error_and_the_lines_after_it_are_read(
+    tmp_path,
+):
+    """Not one cell silently holding the rest of the file: the record's first line is the
+    error, the stray quote a typo, and the lines after it are records again."""
+    path = write_text(tmp_path, "q.csv", 'email_hash,note\nq1,"5 inch screen\nq2,ok\nq3,fine\n')
+    reader = open_reader(path, FileFormat.CSV)
+    records = list(reader.iterate())
+    assert codes(records) == [(2, "INVALID_CSV"), (3, "OK"), (4, "OK")]
+    assert records[0].message == (
+        "line 2: a quoted cell opened on this line is never closed; the lines after it are "
+        "read as records"
+    )
+    assert records[0].raw == 'q1,"5 inch screen\n'
+    assert records[2].user_profile == {"note": "fine"}
+    assert reader.count_records() == 3
+    # Resumed just after the error, the same records follow.
+    stream = reader.iterate()
+    next(stream)
+    stream.close()
+    resumed = open_reader(path, FileFormat.CSV).iterate(after_line=2, at_offset=reader.position)
+    assert list(resumed) == records[1:]
+
+
+def test_csv_header_with_a_quote_never_closed_fails_the_file(tmp_path):
+    path = write_text(tmp_path, "h.csv", 'email_hash,"note\nq1,x\n')
+    with pytest.raises(FileError) as caught:
+        open_reader(path, FileFormat.CSV)
+    assert (caught.value.code, caught.value.line) == ("INVALID_CSV", 1)
