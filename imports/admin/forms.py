@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 from dataclasses import dataclass
 
 from django import forms
@@ -19,6 +18,8 @@ from imports.column_mapping import (
 )
 from imports.formats import FileFormat, detect_format, extensions_help
 from imports.models import DocumentImport
+from imports.readers import FileError
+from imports.readers.text import resolve_encoding
 from imports.services import ImportRefused, column_mapping_checked
 from profiles.admin.scoping import ScopedModelForm, scope_queryset
 from profiles.merge import STRATEGY_WORDS, Strategy
@@ -42,11 +43,13 @@ class DocumentImportChoiceField(forms.ModelChoiceField):
 
 def checked_encoding(value: str) -> str:
     try:
-        return codecs.lookup(value.strip()).name
-    except LookupError:
-        raise forms.ValidationError(
-            f"“{value}” is not an encoding Python knows: try utf-8, latin-1 or cp1252."
-        ) from None
+        return resolve_encoding(value.strip())
+    except FileError as problem:
+        if problem.code == "UNKNOWN_ENCODING":
+            message = f"“{value}” is not an encoding Python knows: try utf-8, latin-1 or cp1252."
+        else:
+            message = problem.message
+        raise forms.ValidationError(message) from None
 
 
 def _format_choices(formats) -> list[tuple[str, str]]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import codecs
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from imports.models import DocumentImport, Execution, ExecutionError
+from imports.readers import FileError
+from imports.readers.text import resolve_encoding
 from profiles.api.serializers import StrictCharField, StrictSerializer
 from profiles.models import epoch_ms
 
@@ -86,10 +86,15 @@ class DocumentImportSerializer(StrictSerializer):
         return epoch_ms(instance.created_ts)
 
     def validate_encoding(self, value: str) -> str:
+        """An encoding the readers can read files in, refused here rather than at each upload."""
         try:
-            return codecs.lookup(value).name
-        except LookupError:
-            raise ValidationError(f"unknown encoding {value!r}", code="INVALID_ENCODING") from None
+            return resolve_encoding(value)
+        except FileError as problem:
+            if problem.code == "UNKNOWN_ENCODING":
+                raise ValidationError(
+                    f"unknown encoding {value!r}", code="INVALID_ENCODING"
+                ) from None
+            raise ValidationError(problem.message, code=problem.code) from None
 
 
 class ExecutionCountersSerializer(serializers.Serializer):

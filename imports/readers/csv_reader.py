@@ -10,8 +10,9 @@ Rules chosen here (not in the SPEC):
   frequencies and is misled by free text (a `;` inside a comment column) and
   by quoted cells holding other candidates, which this check is not.
 - A malformed record is a line error and the file goes on, as in NDJSON: bytes
-  the encoding cannot decode (INVALID_ENCODING, the row's cells kept with
-  U+FFFD in their place), a bare CR inside an unquoted cell (INVALID_CSV), one
+  the encoding cannot decode past the first 64 KB (INVALID_ENCODING, the row's
+  cells kept with U+FFFD in their place; in the first 64 KB they say the file is
+  in another encoding and fail it: text.encoding_checked), a bare CR inside an unquoted cell (INVALID_CSV), one
   physical line longer than `max_line_bytes` (LINE_TOO_LONG, read in bounded
   pieces and dropped). Only a record that spreads over several physical lines
   past `max_line_bytes` (an unclosed quote) fails the file (LINE_TOO_LONG): where
@@ -39,6 +40,7 @@ from imports.readers.flat_rows import columns_of_header, row_to_record
 from imports.readers.text import (
     SNIFF_BYTES,
     drain_line,
+    encoding_checked,
     line_too_long,
     open_binary,
     resolve_encoding,
@@ -202,6 +204,7 @@ class CsvReader(Reader):
         with open_binary(path) as stream:
             start = skip_bom(stream, self._encoding)
             sample = stream.read(SNIFF_BYTES)
+            encoding_checked(sample, self._encoding, whole_file=len(sample) < SNIFF_BYTES)
             self.delimiter = options.delimiter or self._sniff(sample)
             stream.seek(start)
             source = self._line_source(stream, start, 0)

@@ -22,6 +22,7 @@ from imports.readers.text import (
     READ_CHUNK,
     SNIFF_BYTES,
     command_from_json_text,
+    encoding_checked,
     line_too_long,
     line_undecodable,
     open_binary,
@@ -172,7 +173,9 @@ class JsonArrayReader(Reader):
         self._encoding = resolve_encoding(options.encoding)
         with open_binary(path) as stream:
             start = skip_bom(stream, self._encoding)
-            head = stream.read(SNIFF_BYTES).lstrip()
+            head = stream.read(SNIFF_BYTES)
+        encoding_checked(head, self._encoding, whole_file=len(head) < SNIFF_BYTES)
+        head = head.lstrip()
         if not head:
             raise FileError("NOT_AN_ARRAY", "the file is empty: expected a JSON array")
         if not head.startswith(b"["):

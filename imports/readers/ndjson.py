@@ -33,9 +33,11 @@ from imports.formats import FileFormat
 from imports.readers.base import ImportRecord, Reader, ReaderOptions
 from imports.readers.json_scan import BoundedBytes, BracketWalker, is_one_object
 from imports.readers.text import (
+    SNIFF_BYTES,
     PhysicalLine,
     command_from_json_text,
     drain_line,
+    encoding_checked,
     line_breaks_before,
     line_too_long,
     line_undecodable,
@@ -227,6 +229,8 @@ class NdjsonReader(Reader):
         self._encoding = resolve_encoding(options.encoding)
         with open_binary(path) as stream:
             self.position = skip_bom(stream, self._encoding)
+            sample = stream.read(SNIFF_BYTES)
+        encoding_checked(sample, self._encoding, whole_file=len(sample) < SNIFF_BYTES)
 
     def iterate(
         self, *, after_line: int = 0, at_offset: int | None = None

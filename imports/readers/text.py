@@ -6,9 +6,10 @@ Rules chosen here (not in the SPEC):
   cut on bytes. A UTF-16 file is refused with a message saying so.
 - UTF-8 accepts an optional BOM, stripped by hand at offset 0 (so byte offsets
   stay those of the file).
-- Invalid UTF-8 inside one NDJSON record (or JSON element) is a line error
-  INVALID_ENCODING: the rest of the file is fine. In CSV it is a FileError,
-  because a wrong encoding usually spoils every row.
+- A byte the declared encoding cannot decode in the file's first 64 KB says the
+  file is in another encoding (SPEC §4): a FileError before anything is written
+  (`encoding_checked`). Past them, it is the line error INVALID_ENCODING of its
+  record (NDJSON line, JSON element, CSV row): the lines before it read well.
 - A line is read with a bounded `readline`: one longer than `max_line_bytes` is
   drained in bounded pieces and reported (LINE_TOO_LONG), never held whole.
 - NDJSON records and JSON array elements are parsed as strict JSON
@@ -120,6 +121,26 @@ def line_breaks_before(stream: IO[bytes], offset: int) -> int:
         left -= len(chunk)
     stream.seek(offset)
     return count
+
+
+def encoding_checked(sample: bytes, encoding: str, *, whole_file: bool) -> None:
+    """SPEC §4: a file in another encoding than the one declared fails before anything is
+    written. Its first SNIFF_BYTES are the evidence: a byte there that the encoding cannot
+    decode fails the file (INVALID_ENCODING); one further on is a line error of its line, the
+    lines before it having been valid. A character cut by the sample's end is no evidence."""
+    try:
+        sample.decode(encoding)
+    except UnicodeDecodeError as problem:
+        if not whole_file and problem.reason == "unexpected end of data":
+            return
+        line_start = sample.rfind(b"\n", 0, problem.start) + 1
+        line = sample.count(b"\n", 0, problem.start) + 1
+        raise FileError(
+            "INVALID_ENCODING",
+            f"the file is not {encoding}: byte {problem.start - line_start + 1} of line {line} "
+            "cannot be read in it; say which encoding the file uses (e.g. latin-1, cp1252)",
+            line=line,
+        ) from None
 
 
 def skip_bom(stream: IO[bytes], encoding: str) -> int:

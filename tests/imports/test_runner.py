@@ -27,6 +27,7 @@ from tests.imports.helpers import (
     snapshot,
     upload,
 )
+from tests.imports.readers.helpers import past_the_encoding_sample
 
 # --------------------------------------------------------------------------- file order
 
@@ -276,17 +277,36 @@ def test_each_bad_line_is_reported_with_its_line_number_and_the_good_lines_land(
 
 
 def test_line_level_encoding_and_length_errors_are_line_errors(document_import):
+    """A bad byte past the first 64 KB (where the file's encoding is checked) and a line over
+    the limit are the errors of their lines."""
     long_line = json.dumps(account("long", {"x": "y" * 1_100_000})).encode()
+    filler, n = past_the_encoding_sample(ndjson(account("good1", {"a": 1})))
     content = (
-        ndjson(account("good1", {"a": 1}))
+        filler
         + b'{"operation": "UPSERT", "email_hash": "\xff"}\n'
         + long_line
         + b"\n"
         + ndjson(account("good2", {"a": 2}))
     )
     execution = import_file(document_import, content)
-    assert errors_of(execution) == [(2, "INVALID_ENCODING"), (3, "LINE_TOO_LONG")]
+    assert errors_of(execution) == [(n + 1, "INVALID_ENCODING"), (n + 2, "LINE_TOO_LONG")]
     assert counters(execution)["created"] == 2
+
+
+@pytest.mark.parametrize("bad_row", [2, 3])
+def test_a_file_in_another_encoding_than_declared_fails_before_anything_is_written(
+    csv_import, bad_row
+):
+    """SPEC §4: wrong encoding is a file-level problem, whichever row shows it first in the
+    first 64 KB: Latin-1 bytes in a UTF-8 import. Nothing is half-applied."""
+    rows = [f"UPSERT,1606,g{line},1606,g{line},{line}\n".encode() for line in range(2, 11)]
+    rows[bad_row - 2] = "UPSERT,1606,é,1606,é,3\n".encode("latin-1")
+    content = CSV_HEADER.encode() + b"".join(rows)
+    execution = import_file(csv_import, content)
+    assert execution.status == Execution.Status.FAILED
+    assert execution.error_code == "INVALID_ENCODING"
+    assert "say which encoding the file uses" in execution.error_message
+    assert UserProfile.objects.count() == 0 and execution.processed == 0
 
 
 def test_a_pretty_printed_file_imports_its_profiles_and_succeeds(document_import):
@@ -402,7 +422,7 @@ def test_bad_csv_rows_are_reported_with_their_line_number(csv_import, row, code)
     ("bad_line", "bad_row", "code"),
     [
         (6, b"UPSERT,1606,b6,1606,b6\r,6\n", "INVALID_CSV"),  # a bare CR in an unquoted cell
-        (3, "UPSERT,1606,é,1606,é,3\n".encode("latin-1"), "INVALID_ENCODING"),
+        (3, b'UPSERT,1606,b3,1606,b3,"3\n', "INVALID_CSV"),  # a quote never closed
     ],
 )
 def test_a_malformed_csv_row_is_a_line_error_and_the_rows_after_it_land(

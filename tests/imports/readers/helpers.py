@@ -53,3 +53,13 @@ def write_xlsx(tmp_path, rows: list[list], name: str = "in.xlsx"):
     path = tmp_path / name
     workbook.save(path)
     return path
+
+
+def past_the_encoding_sample(line: bytes) -> tuple[bytes, int]:
+    """Copies of a valid `line` (with its newline) filling the first 64 KB, where the readers
+    check the declared encoding (a bad byte there fails the file), so that a bad byte after
+    them is one line's problem: the bytes, and how many lines they are."""
+    from imports.readers.text import SNIFF_BYTES
+
+    count = SNIFF_BYTES // len(line) + 1
+    return line * count, count

@@ -6,7 +6,14 @@ import pytest
 
 from imports.readers import FileError, FileFormat, ReaderOptions, open_reader
 from profiles.commands import AccountIdentifier, EmailIdentifier, Operation
-from tests.imports.readers.helpers import codes, only, read, read_csv, write_text
+from tests.imports.readers.helpers import (
+    codes,
+    only,
+    past_the_encoding_sample,
+    read,
+    read_csv,
+    write_text,
+)
 
 
 def test_csv_columns_build_the_command_and_the_profile(tmp_path):
@@ -277,17 +284,29 @@ def test_csv_undecodable_bytes_fail_the_file_naming_the_line(tmp_path):
     path = write_text(tmp_path, "l1.csv", "email_hash;prénom\nh1;Zoé\nh2;Zoé\n", "latin-1")
     with pytest.raises(FileError) as caught:
         read(path, FileFormat.CSV)
-    assert caught.value.code == "INVALID_ENCODING"
-    assert caught.value.message.startswith("line 1:")
+    assert (caught.value.code, caught.value.line) == ("INVALID_ENCODING", 1)
+    assert "of line 1 " in caught.value.message
 
 
-def test_csv_undecodable_bytes_later_in_the_file_are_a_line_error_and_the_file_goes_on(tmp_path):
+def test_csv_undecodable_bytes_past_the_first_64_kb_are_a_line_error_and_the_file_goes_on(
+    tmp_path,
+):
     path = tmp_path / "late.csv"
-    path.write_bytes(b"email_hash,a\nh1,1\nh2,\xe9\nh3,1\n")
+    filler, n = past_the_encoding_sample(b"h0,1\n")
+    path.write_bytes(b"email_hash,a\n" + filler + b"h2,\xe9\nh3,1\n")
     records = list(open_reader(path, FileFormat.CSV))
-    assert codes(records) == [(2, "OK"), (3, "INVALID_ENCODING"), (4, "OK")]
-    assert records[1].message.startswith("line 3: byte 4 ")
-    assert records[1].raw == {"email_hash": "h2", "a": "\ufffd"}
+    assert codes(records)[-2:] == [(n + 2, "INVALID_ENCODING"), (n + 3, "OK")]
+    assert records[-2].message.startswith(f"line {n + 2}: byte 4 ")
+    assert records[-2].raw == {"email_hash": "h2", "a": "\ufffd"}
+
+
+def test_csv_in_another_encoding_than_declared_fails_before_any_row(tmp_path):
+    """SPEC §4: a wrong encoding is a file-level problem (here: Latin-1 read as UTF-8)."""
+    path = write_text(tmp_path, "l1.csv", "email_hash,city\nw1,Besançon\nw2,Besançon\n", "latin-1")
+    with pytest.raises(FileError) as caught:
+        open_reader(path, FileFormat.CSV)
+    assert (caught.value.code, caught.value.line) == ("INVALID_ENCODING", 2)
+    assert caught.value.message.startswith("the file is not utf-8: byte 9 of line 2 ")
 
 
 def test_csv_bare_carriage_return_in_an_unquoted_cell_is_a_line_error(tmp_path):
@@ -306,17 +325,19 @@ def test_csv_one_line_over_the_limit_is_a_line_error_read_in_pieces(tmp_path):
 
 def test_csv_resume_after_line_errors_yields_the_same_records(tmp_path):
     path = tmp_path / "mixed.csv"
-    path.write_bytes(b"email_hash,a\nh1,1\nh2,x\ry\nh3,\xe9\nh4,1\nh5,2\n")
+    filler, n = past_the_encoding_sample(b"h0,1\n")
+    path.write_bytes(b"email_hash,a\n" + filler + b"h1,1\nh2,x\ry\nh3,\xe9\nh4,1\nh5,2\n")
     everything = list(open_reader(path, FileFormat.CSV))
+    assert codes(everything)[n + 1 : n + 3] == [(n + 3, "INVALID_CSV"), (n + 4, "INVALID_ENCODING")]
     reader = open_reader(path, FileFormat.CSV)
     stream = reader.iterate()
-    for _ in range(3):
+    for _ in range(n + 3):
         last = next(stream)
     stream.close()
     resumed = open_reader(path, FileFormat.CSV).iterate(
         after_line=last.line, at_offset=reader.position
     )
-    assert list(resumed) == everything[3:]
+    assert list(resumed) == everything[n + 3 :]
 
 
 def test_csv_header_wider_than_the_column_cap_fails_before_any_row(tmp_path):

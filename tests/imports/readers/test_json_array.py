@@ -8,7 +8,13 @@ import pytest
 
 from imports.readers import FileError, FileFormat, open_reader
 from profiles.commands import EmailIdentifier, ProfileCommand
-from tests.imports.readers.helpers import codes, ndjson_line, read, write_text
+from tests.imports.readers.helpers import (
+    codes,
+    ndjson_line,
+    past_the_encoding_sample,
+    read,
+    write_text,
+)
 
 
 def write_json(tmp_path, text: str):
@@ -97,11 +103,12 @@ def test_json_element_over_the_limit_is_skipped_without_being_kept(tmp_path):
     assert codes(records) == [(1, "OK"), (2, "LINE_TOO_LONG"), (3, "OK")]
 
 
-def test_json_invalid_utf8_in_an_element_is_a_line_error(tmp_path):
+def test_json_invalid_utf8_in_an_element_past_the_first_64_kb_is_a_line_error(tmp_path):
     path = tmp_path / "bad.json"
     good = ndjson_line().encode()
-    path.write_bytes(b"[" + good + b"," + good.replace(b'"h"', b'"\xc3("') + b"," + good + b"]")
-    assert codes(read(path, FileFormat.JSON)) == [(1, "OK"), (2, "INVALID_ENCODING"), (3, "OK")]
+    filler, n = past_the_encoding_sample(good + b",")
+    path.write_bytes(b"[" + filler + good.replace(b'"h"', b'"\xc3("') + b"," + good + b"]")
+    assert codes(read(path, FileFormat.JSON))[-2:] == [(n + 1, "INVALID_ENCODING"), (n + 2, "OK")]
 
 
 def test_json_bom_is_accepted(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from imports.formats import FileFormat
 from imports.readers import ReaderOptions, open_reader
 from profiles.commands import LineError
+from tests.imports.readers.helpers import past_the_encoding_sample
 from tests.imports.writers.helpers import (
     as_commands,
     failed_file,
@@ -101,7 +102,13 @@ def only_error(records):
 
 def test_failed_ndjson_undecodable_line_is_written_back_as_its_bytes():
     bad = b'{"operation":"UPSERT","email_hash":"\xff","user_profile":{}}'
-    errors = read_bytes(bad + b"\n", FileFormat.NDJSON)
+    # Past the first 64 KB, where a bad byte is its line's error, not the file's encoding.
+    filler, _ = past_the_encoding_sample(
+        b'{"operation":"UPSERT","email_hash":"ok","user_profile":{}}\n'
+    )
+    errors = [
+        e for e in read_bytes(filler + bad + b"\n", FileFormat.NDJSON) if isinstance(e, LineError)
+    ]
     assert failed_file(errors, FileFormat.NDJSON) == bad + b"\n"
 
 

@@ -290,12 +290,11 @@ CASES: list[Case] = [
     ),
     Case(
         "r8b",
-        "row 8: CSV, a byte invalid in UTF-8 in row 3",
+        "row 8: CSV, a byte invalid in UTF-8 in row 3 (a wrong encoding: fails before any row)",
         CSV,
         _csv(2, "UPSERT,1606,{key}-x3,1606,{key}-x3,3\xe9\n".encode("latin-1"), 4, 5),
-        "SUCCEEDED",
-        errors=((3, "INVALID_ENCODING"),),
-        landed=(2, 4, 5),
+        "FAILED",
+        error_code="INVALID_ENCODING",
     ),
     Case(
         "r10",
@@ -414,17 +413,20 @@ CASES: list[Case] = [
     ),
     Case(
         "surrogate",
-        "lone surrogates: an escaped \\ud800, and the surrogate's bytes (ED A0 80)",
+        "lone surrogates: an escaped \\ud800",
         NDJSON,
-        _ndjson(
-            1,
-            _bad_profile('{"x": "\\ud800"}'),
-            _bad_profile('{"x": "a').encode() + b'\xed\xa0\x80"}}',
-            4,
-        ),
+        _ndjson(1, _bad_profile('{"x": "\\ud800"}'), 3),
         "SUCCEEDED",
-        errors=((2, "INVALID_UNICODE"), (3, "INVALID_ENCODING")),
-        landed=(1, 4),
+        errors=((2, "INVALID_UNICODE"),),
+        landed=(1, 3),
+    ),
+    Case(
+        "surrbytes",
+        "a lone surrogate's bytes (ED A0 80), not UTF-8: the file's encoding is wrong",
+        NDJSON,
+        _ndjson(1, _bad_profile('{"x": "a').encode() + b'\xed\xa0\x80"}}', 3),
+        "FAILED",
+        error_code="INVALID_ENCODING",
     ),
     Case(
         "dollar",
@@ -463,12 +465,11 @@ CASES: list[Case] = [
     ),
     Case(
         "cp1252u8",
-        "cp1252 CSV read as UTF-8",
+        "cp1252 CSV read as UTF-8 (SPEC §4: a wrong encoding fails the file, nothing written)",
         CSV,
         _cp1252_as_utf8,
-        "SUCCEEDED",
-        errors=((3, "INVALID_ENCODING"),),
-        landed=(2, 4),
+        "FAILED",
+        error_code="INVALID_ENCODING",
     ),
     # --- names and sizes
     Case(
