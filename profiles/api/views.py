@@ -82,6 +82,9 @@ class DatamartView(ApiView):
     permission_classes = [IsApiClient]
     throttle_classes = [ApiTokenRateThrottle]
     datamart: Datamart
+    # The query parameters each method reads, for the views that declare them: any other is
+    # refused (UNKNOWN_PARAMETER), never silently ignored, e.g. a `?update_strategy` on a PUT.
+    query_parameters: dict[str, frozenset[str]] | None = None
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -97,6 +100,16 @@ class DatamartView(ApiView):
         if datamart is None:
             raise NotFound(f"datamart {kwargs['dm']} not found")
         self.datamart = datamart
+        if self.query_parameters is not None:
+            known = self.query_parameters.get(request.method.lower(), frozenset())
+            for name in request.query_params:
+                if name not in known and name != "format":  # DRF's ?format=api for staff
+                    takes = ", ".join(sorted(known)) or "none"
+                    raise bad_request(
+                        "UNKNOWN_PARAMETER",
+                        f"unknown parameter {name[:64]!r}: this request takes {takes}",
+                        field=name[:64],
+                    )
 
     def scoped(self, queryset):
         return queryset.filter(datamart=self.datamart)
@@ -220,6 +233,8 @@ class CompartmentDetailView(DatamartView):
 
 
 class UserPointView(DatamartView):
+    query_parameters: dict[str, frozenset[str]] = {}
+
     @extend_schema(
         operation_id="user_points_retrieve",
         summary="A user point with its identifiers and profiles",
@@ -247,6 +262,10 @@ class UserPointView(DatamartView):
 
 
 class UserPointProfilesView(DatamartView):
+    """Every profile of the point at once (a point holds few): no paging parameters."""
+
+    query_parameters: dict[str, frozenset[str]] = {}
+
     @extend_schema(
         operation_id="user_point_profiles_list",
         summary="The profiles of a user point",
@@ -263,6 +282,11 @@ class UserPointProfilesView(DatamartView):
 
 class ProfileView(DatamartView):
     """One profile, addressed by compartment_id={c}[/user_account_id={a}] under a point."""
+
+    query_parameters = {
+        "put": frozenset({"update_strategy"}),
+        "patch": frozenset({"update_strategy", "merge_objects"}),
+    }
 
     def address(self, compartment_id: str, user_account_id: str | None) -> tuple[int, str | None]:
         return (
@@ -318,6 +342,13 @@ class ProfileView(DatamartView):
         tags=["profiles"],
     )
     def put(self, request, dm, selector, compartment_id, user_account_id=None):
+        strategy = request.query_params.get("update_strategy", Strategy.FORCE_REPLACE.value)
+        if strategy != Strategy.FORCE_REPLACE.value:
+            raise bad_request(
+                "INVALID_UPDATE_STRATEGY",
+                "PUT replaces the profile (FORCE_REPLACE); update or remove keys with PATCH",
+                field="update_strategy",
+            )
         return self.write(
             MergeMode(Strategy.FORCE_REPLACE), selector, compartment_id, user_account_id
         )

@@ -289,3 +289,39 @@ def test_a_profile_read_by_selector_makes_one_query_of_the_profile_tables(
         and "SAVEPOINT" not in q["sql"]  # the database cache's writes of the rate limit
     ]
     assert others == [], others  # the token was read from the cache, with its datamart
+
+
+def test_a_put_with_another_strategy_is_refused_and_replaces_nothing(api, crm_compartment):
+    """PUT replaces; a client asking it to merge gets an error, not a silent replace."""
+    api.put(PROFILE, {"a": 1, "b": 2})
+    body = error(api.put(PROFILE + "?update_strategy=PARTIAL_UPDATE", {"z": 1}), 400)
+    assert (body["error_code"], body["field"]) == ("INVALID_UPDATE_STRATEGY", "update_strategy")
+    assert custom(data(api.get(PROFILE))) == {"a": 1, "b": 2}
+    assert custom(data(api.put(PROFILE + "?update_strategy=FORCE_REPLACE", {"z": 1}))) == {"z": 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "parameter"),
+    [
+        ("patch", PROFILE, "merge_object"),  # a typo of merge_objects
+        ("put", PROFILE, "merge_objects"),
+        ("get", PROFILE, "limit"),
+        ("delete", PROFILE, "force"),
+        ("get", PROFILE.split("/user_profiles/")[0] + "/user_profiles", "limit"),
+        ("get", PROFILE.split("/user_profiles/")[0], "cursor"),
+    ],
+)
+def test_an_unknown_query_parameter_is_refused_not_ignored(
+    api, crm_compartment, method, path, parameter
+):
+    api.put(PROFILE, {"a": 1})
+    call = getattr(api, method)
+    response = (
+        call(f"{path}?{parameter}=1", {"a": 2})
+        if method in ("put", "patch")
+        else call(f"{path}?{parameter}=1")
+    )
+    body = error(response, 400)
+    assert (body["error_code"], body["field"]) == ("UNKNOWN_PARAMETER", parameter)
+    assert custom(data(api.get(PROFILE))) == {"a": 1}  # nothing written, nothing deleted
+    assert api.get(PROFILE + "?format=json").status_code == 200
