@@ -48,8 +48,9 @@ def test_staff_member_edits_a_nested_property_and_reads_it_in_the_history(
     rows.first.locator("th a").click()
     page.wait_for_selector(".jsoneditor-tree")
     editor = page.locator(".field-properties")
-    # The tree view opens expanded: the nested object's keys are on screen.
-    assert editor.get_by_text("preferred_periods", exact=True).is_visible()
+    # The tree view opens expanded: the nested object's keys come on screen (the editor
+    # expands its tree after drawing it: waited for, on a loaded machine).
+    editor.get_by_text("preferred_periods", exact=True).wait_for(state="visible", timeout=15_000)
     value = (
         editor.locator("tr", has=page.get_by_text("preferred_periods", exact=True))
         .locator("div.jsoneditor-value")
