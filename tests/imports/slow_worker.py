@@ -1,5 +1,8 @@
 """The real Celery app, slowed down: each chunk waits IMPORT_TEST_CHUNK_SECONDS before it is
 written, so a browser test can watch an import run (its pace, chart and errors) and cancel it.
+The wait comes before the chunk's transaction, not inside it: on SQLite a transaction holds the
+database's write lock, and a wait inside it kept the web server's Cancel waiting behind chunk
+after chunk.
 Started as `celery -A tests.imports.slow_worker worker`; nothing else differs from
 `-A profiles_site`."""
 
@@ -20,10 +23,10 @@ def _slow_down(**kwargs) -> None:
     from imports import runner
 
     seconds = float(os.environ.get("IMPORT_TEST_CHUNK_SECONDS", "0.3"))
-    batch_write = runner.batch_write
+    commit_chunk = runner._commit_chunk
 
-    def slow_batch_write(prepared, **options):
+    def slow_commit_chunk(*args, **kwargs):
         time.sleep(seconds)
-        return batch_write(prepared, **options)
+        return commit_chunk(*args, **kwargs)
 
-    runner.batch_write = slow_batch_write
+    runner._commit_chunk = slow_commit_chunk
