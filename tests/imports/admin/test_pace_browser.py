@@ -14,6 +14,7 @@ import pytest
 from imports.models import Execution
 from tests.browser import logged_in_page, needs_chromium, screenshot
 from tests.imports.admin.test_back_office_browser import readable
+from tests.imports.helpers import wait_for
 
 pytestmark = [*needs_chromium, pytest.mark.worker]
 
@@ -136,6 +137,9 @@ def test_staff_cancel_a_running_import_after_confirming(
     upload_and_confirm(page, live_server, mixed_file(tmp_path, 5000, "big.csv"))
     page.click("#confirm-import input[type=submit]")
     page.wait_for_selector("#pace-eta", timeout=60_000)
+    # A chunk committed first, so the cancel stops the import part-way (the worker waits
+    # before each chunk: a cancel may otherwise come before the first).
+    wait_for(lambda: Execution.objects.get().processed > 0, timeout=60, message="a chunk")
 
     questions = []
 
