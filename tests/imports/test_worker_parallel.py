@@ -50,6 +50,27 @@ def _same_as_clean(execution: Execution, clean: Execution) -> None:
     )
 
 
+def _split_import_running(celery_worker, datamart, content: bytes, *, past_line: int):
+    """The file uploaded to a worker of two pool processes (IMPORT_PARALLELISM=2), returned
+    once both parts have committed chunks past `past_line`."""
+    celery_worker.stop()
+    celery_worker.start(env=PARALLEL, concurrency=2)
+    execution = execution_start(
+        document_import=DocumentImport.objects.create(datamart=datamart, name="CRM"),
+        upload=ContentFile(content, name="big.ndjson"),
+        file_name="big.ndjson",
+    )
+
+    def both_parts_committed():
+        checkpoints = ExecutionPartition.objects.filter(execution=execution).values_list(
+            "checkpoint_line", flat=True
+        )
+        return len(checkpoints) == 2 and min(checkpoints) >= past_line
+
+    wait_for(both_parts_committed, timeout=120, interval=0.05, message="chunks of both parts")
+    return execution
+
+
 def test_two_workers_apply_one_file_in_two_parts_like_one_clean_run(
     celery_worker, datamart, crm_compartment, other_datamart, settings
 ):
@@ -76,21 +97,7 @@ def test_a_worker_killed_while_both_parts_run_resumes_them_on_restart(
 ):
     settings.IMPORT_CHUNK_SIZE = 1000
     content = mixed_import(60_000)
-    celery_worker.stop()
-    celery_worker.start(env=PARALLEL, concurrency=2)
-    execution = execution_start(
-        document_import=DocumentImport.objects.create(datamart=datamart, name="CRM"),
-        upload=ContentFile(content, name="big.ndjson"),
-        file_name="big.ndjson",
-    )
-
-    def both_parts_committed():
-        checkpoints = ExecutionPartition.objects.filter(execution=execution).values_list(
-            "checkpoint_line", flat=True
-        )
-        return len(checkpoints) == 2 and min(checkpoints) >= 4000
-
-    wait_for(both_parts_committed, timeout=120, interval=0.05, message="chunks of both parts")
+    execution = _split_import_running(celery_worker, datamart, content, past_line=4000)
     celery_worker.kill()
     execution.refresh_from_db()
     assert execution.status == Execution.Status.RUNNING
@@ -113,21 +120,7 @@ def test_a_worker_stopped_with_sigterm_hands_both_parts_over_and_the_next_one_fi
     on from the parts' checkpoints."""
     settings.IMPORT_CHUNK_SIZE = 1000
     content = mixed_import(60_000)
-    celery_worker.stop()
-    celery_worker.start(env=PARALLEL, concurrency=2)
-    execution = execution_start(
-        document_import=DocumentImport.objects.create(datamart=datamart, name="CRM"),
-        upload=ContentFile(content, name="big.ndjson"),
-        file_name="big.ndjson",
-    )
-
-    def both_parts_committed():
-        checkpoints = ExecutionPartition.objects.filter(execution=execution).values_list(
-            "checkpoint_line", flat=True
-        )
-        return len(checkpoints) == 2 and min(checkpoints) >= 2000
-
-    wait_for(both_parts_committed, timeout=120, interval=0.05, message="chunks of both parts")
+    execution = _split_import_running(celery_worker, datamart, content, past_line=2000)
     celery_worker.stop()
     execution.refresh_from_db()
     assert execution.status == Execution.Status.RUNNING
