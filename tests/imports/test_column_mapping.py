@@ -23,6 +23,7 @@ from imports.column_mapping import (
 )
 from imports.readers import FileError, FileFormat, ReaderOptions, open_reader
 from profiles.commands import AccountIdentifier, EmailIdentifier, LineError
+from tests.imports.helpers import CRM_COLUMN_MAPPING
 from tests.imports.readers.helpers import only, read, write_text, write_xlsx
 
 CRM_MAPPING = {
@@ -35,7 +36,7 @@ CRM_MAPPING = {
 }
 CRM_HEADER = "Customer ID,E-mail,First Name,Birth date,Opt-in,Notes"
 # One identifier a line (SPEC §2): the e-mail finds the person, the account names the profile.
-CRM_READ = {**CRM_MAPPING, "Customer ID": "$user_account_id"}
+CRM_READ = CRM_COLUMN_MAPPING
 
 
 def sha256_email(address: str) -> str:

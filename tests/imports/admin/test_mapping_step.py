@@ -11,6 +11,7 @@ from imports.models import DocumentImport, Execution
 from profiles.models import UserProfile
 from tests.imports.admin.conftest import CONFIRM_URL
 from tests.imports.admin.test_import_preview import upload
+from tests.imports.helpers import CRM_COLUMN_MAPPING
 
 MAPPING_URL = "/admin/profiles/userprofile/import/mapping/"
 CRM = (
@@ -71,14 +72,7 @@ def test_the_mapping_previews_then_is_saved_on_confirm_and_reused(importer_clien
 
     importer_client.post(CONFIRM_URL, {"token": token})
     saved = DocumentImport.objects.get(name="Back-office uploads (CSV)")
-    assert saved.column_mapping == {
-        "Customer ID": "$user_account_id",
-        "E-mail": {"to": "email_hash", "transform": "sha256_email"},
-        "First Name": "first_name",
-        "Birth date": "birth_date:str",
-        "Opt-in": "newsletter.opt_in:bool",
-        "Notes": None,
-    }
+    assert saved.column_mapping == CRM_COLUMN_MAPPING
     assert Execution.objects.get().column_mapping == saved.column_mapping
 
     page = upload(importer_client, CRM, name="crm-2.csv").content.decode()

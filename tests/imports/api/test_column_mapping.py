@@ -11,16 +11,10 @@ import pytest
 from imports.models import DocumentImport, Execution
 from profiles.models import UserEmail, UserProfile
 from tests.imports.api.test_document_imports import IMPORTS, create_import, upload
+from tests.imports.helpers import CRM_COLUMN_MAPPING
 from tests.profiles.api.client import data, error
 
-CRM_MAPPING = {
-    "Customer ID": "$user_account_id",
-    "E-mail": {"to": "email_hash", "transform": "sha256_email"},
-    "First Name": "first_name",
-    "Birth date": "birth_date:str",
-    "Opt-in": "newsletter.opt_in:bool",
-    "Notes": None,
-}
+CRM_MAPPING = CRM_COLUMN_MAPPING
 CRM_CSV = (
     b"Customer ID,E-mail,First Name,Birth date,Opt-in,Notes\n"
     b"C-1,  Ann@Example.COM ,Ann,1990-05-01,yes,VIP\n"
