@@ -252,6 +252,20 @@ class CsvReader(Reader):
             limit=self.options.max_line_bytes,
         )
 
+    def _rows_at(
+        self, stream: IO[bytes], offset: int, records_before: int
+    ) -> tuple[_CsvLineSource, Iterator[list[str]]]:
+        """The file's rows read from `offset`, the records before it counted."""
+        stream.seek(offset)
+        source = self._line_source(stream, offset, records_before)
+        return source, csv.reader(source, delimiter=self.delimiter)
+
+    def _rows_after_unclosed(
+        self, stream: IO[bytes], source: _CsvLineSource
+    ) -> tuple[_CsvLineSource, Iterator[list[str]]]:
+        """After a quote never closed: its record counted, the rows from its second line."""
+        return self._rows_at(stream, source.after_first_line(), source.records_done + 1)
+
     def iterate(
         self, *, after_line: int = 0, at_offset: int | None = None
     ) -> Iterator[ImportRecord]:
@@ -260,19 +274,14 @@ class CsvReader(Reader):
                 offset, records_before = self._data_offset, 1  # the header is line 1
             else:
                 offset, records_before = at_offset, after_line
-            stream.seek(offset)
-            source = self._line_source(stream, offset, records_before)
-            rows = csv.reader(source, delimiter=self.delimiter)
+            source, rows = self._rows_at(stream, offset, records_before)
             while True:
                 line = source.records_done + 1
                 record = self._next_record(rows, source, line)
                 if record is _END:
                     return
-                if source.unclosed:  # read on from the record's second physical line
-                    restart = source.after_first_line()
-                    stream.seek(restart)
-                    source = self._line_source(stream, restart, line)
-                    rows = csv.reader(source, delimiter=self.delimiter)
+                if source.unclosed:
+                    source, rows = self._rows_after_unclosed(stream, source)
                 else:
                     source.record_finished()
                 if line <= after_line or record is None:
@@ -322,9 +331,7 @@ class CsvReader(Reader):
         50 MB line is never held whole); a malformed record counts as one."""
         count = 0
         with open_binary(self.path) as stream:
-            stream.seek(self._data_offset)
-            source = self._line_source(stream, self._data_offset, 1)
-            rows = csv.reader(source, delimiter=self.delimiter)
+            source, rows = self._rows_at(stream, self._data_offset, 1)
             while True:
                 try:
                     cells = next(rows)
@@ -333,10 +340,7 @@ class CsvReader(Reader):
                 except (_LineTooLong, csv.Error):
                     cells = ["malformed"]
                 if source.unclosed:  # one line error, then the lines after it as `iterate`
-                    restart = source.after_first_line()
-                    stream.seek(restart)
-                    source = self._line_source(stream, restart, source.records_done + 1)
-                    rows = csv.reader(source, delimiter=self.delimiter)
+                    source, rows = self._rows_after_unclosed(stream, source)
                     count += 1
                     continue
                 source.record_finished()
