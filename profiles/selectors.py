@@ -21,10 +21,7 @@ from django.http import QueryDict
 from profiles.compartments import DatamartCompartments
 from profiles.errors import ProfileError
 from profiles.identifiers import (
-    AccountIdentifier,
-    EmailIdentifier,
     Identifier,
-    UserAgentIdentifier,
 )
 from profiles.models import (
     Compartment,
@@ -170,53 +167,6 @@ def profile_change_values_after(*, change: ProfileChange) -> dict[str, Any]:
         if current is not None and key in current:
             after[key] = current[key]
     return after
-
-
-def _point_selector_q(*, datamart: Datamart, selector: UserPointSelector) -> Q:
-    """Profiles whose user point the selector names, as a join condition (no lookup first)."""
-    match selector:
-        case uuid.UUID():
-            return Q(user_point_id=selector)
-        case AccountIdentifier(user_account_id=account, compartment_id=None):
-            condition = Q(user_point__accounts__compartment__is_default=True)
-        case AccountIdentifier(user_account_id=account, compartment_id=compartment_id):
-            condition = Q(user_point__accounts__compartment__compartment_id=compartment_id)
-        case EmailIdentifier(email_hash=email_hash):
-            return Q(
-                user_point__emails__datamart=datamart, user_point__emails__email_hash=email_hash
-            )
-        case UserAgentIdentifier(user_agent_id=agent):
-            return Q(user_point__agents__datamart=datamart, user_point__agents__user_agent_id=agent)
-        case _:
-            raise TypeError(f"not a user point selector: {selector!r}")
-    return condition & Q(
-        user_point__accounts__datamart=datamart, user_point__accounts__user_account_id=account
-    )
-
-
-def profile_get(
-    *,
-    datamart: Datamart,
-    selector: UserPointSelector,
-    compartment_id: int,
-    user_account_id: str | None,
-) -> UserProfile | None:
-    """One query: the profile joined to the identifier that names its point (the API's hot read).
-
-    An identifier's row is unique in its datamart (or compartment), so the join finds one point,
-    and its profile of that address is unique: no ORDER BY (`first()`'s) for PostgreSQL to plan.
-    """
-    found = (
-        UserProfile.objects.filter(
-            _point_selector_q(datamart=datamart, selector=selector),
-            datamart=datamart,
-            compartment__compartment_id=compartment_id,
-            user_account_id=user_account_id,
-        )
-        .select_related("compartment")
-        .order_by()[:1]
-    )
-    return next(iter(found), None)
 
 
 # --- profile search --------------------------------------------------------------------------

@@ -28,16 +28,22 @@ class FailedAuthenticationThrottle(SimpleRateThrottle):
             "ident": request.META.get("REMOTE_ADDR", ""),
         }
 
-    def is_blocked(self, request) -> bool:
-        """Whether the address has used up its failures in the window."""
+    def is_blocked(self, request, *, read: dict | None = None) -> bool:
+        """Whether the address has used up its failures in the window.
+
+        `read`: values the caller read from the cache with this address's key (`address_key`)
+        among them, to spare a round trip; otherwise the key is read here.
+        """
         if self.rate is None:
             return False
-        self.key = self.get_cache_key(request, None)
+        self.key = self.address_key(request)
         self.now = self.timer()
-        self.history = [
-            moment for moment in self.cache.get(self.key, []) if moment > self.now - self.duration
-        ]
+        stored = read.get(self.key, []) if read is not None else self.cache.get(self.key, [])
+        self.history = [moment for moment in stored if moment > self.now - self.duration]
         return len(self.history) >= self.num_requests
+
+    def address_key(self, request) -> str:
+        return self.get_cache_key(request, None)
 
     def failure_record(self) -> None:
         """Count one more failure of the address checked by `is_blocked`."""

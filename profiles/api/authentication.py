@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
 from profiles.api.auth_failures import FailedAuthenticationThrottle
 from profiles.models import ApiToken
-from profiles.services import api_token_authenticate
+from profiles.services import api_token_authenticate, api_token_cache_key
 
 
 class TokenUser:
@@ -40,29 +41,37 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         failures = FailedAuthenticationThrottle()
-        if failures.is_blocked(request):
-            wait = failures.wait()
-            raise exceptions.Throttled(
-                wait=wait,
-                detail="too many failed authentications from this address: retry in "
-                f"{max(1, int(wait or 1))} seconds",
-            )
         scheme, _, rest = header.partition(" ")
         raw_token = rest.strip() if scheme.lower() in {"bearer", "token"} else header
         if not raw_token or " " in raw_token or not raw_token.isprintable():
+            self.refuse_if_blocked(request, failures)
             failures.failure_record()
             raise exceptions.AuthenticationFailed(
                 "malformed Authorization header: send `Authorization: <token>` or "
                 "`Authorization: Bearer <token>`",
                 code="MALFORMED_AUTHORIZATION",
             )
-        token = api_token_authenticate(raw_token=raw_token)
+        # The address's failures and the token's cached copy in one round trip to the cache.
+        token_key = api_token_cache_key(raw_token=raw_token)
+        read = cache.get_many([failures.address_key(request), token_key])
+        self.refuse_if_blocked(request, failures, read=read)
+        token = api_token_authenticate(raw_token=raw_token, cached=read.get(token_key))
         if token is None:
             failures.failure_record()
             raise exceptions.AuthenticationFailed(
                 "unknown or revoked API token", code="INVALID_TOKEN"
             )
         return (TokenUser(token), token)
+
+    @staticmethod
+    def refuse_if_blocked(request, failures, *, read: dict | None = None) -> None:
+        if failures.is_blocked(request, read=read):
+            wait = failures.wait()
+            raise exceptions.Throttled(
+                wait=wait,
+                detail="too many failed authentications from this address: retry in "
+                f"{max(1, int(wait or 1))} seconds",
+            )
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

@@ -44,11 +44,11 @@ from profiles.api.throttling import ApiTokenRateThrottle
 from profiles.history import ChangeSource
 from profiles.merge import MergeMode, Strategy, choose_merge_mode
 from profiles.models import Compartment, Datamart, ProfileChange
+from profiles.profile_read import profile_get
 from profiles.selectors import (
     ProfileSearch,
     compartment_find,
     datamart_get_for_caller,
-    profile_get,
     profile_search,
     user_point_detail,
     user_point_get,

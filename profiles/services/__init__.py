@@ -5,6 +5,7 @@ Profile writes go through the write engine (`profiles.engine`); reads are in
 
 from profiles.services.api_tokens import (
     api_token_authenticate,
+    api_token_cache_key,
     api_token_create,
     api_token_digest,
     api_token_rename,
@@ -49,6 +50,7 @@ __all__ = [
     "ProfileWrite",
     "WriteOutcome",
     "api_token_authenticate",
+    "api_token_cache_key",
     "api_token_create",
     "api_token_digest",
     "api_token_rename",

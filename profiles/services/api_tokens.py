@@ -39,10 +39,18 @@ def _cache_key(digest: str) -> str:
     return f"api-token:{digest}"
 
 
-def api_token_authenticate(*, raw_token: str) -> ApiToken | None:
-    """The active token of that raw value, with its datamart loaded; None if unknown or revoked."""
+def api_token_cache_key(*, raw_token: str) -> str:
+    """The cache key of that token's cached copy, for a caller that reads it with other keys."""
+    return _cache_key(api_token_digest(raw_token))
+
+
+def api_token_authenticate(*, raw_token: str, cached: ApiToken | None = None) -> ApiToken | None:
+    """The active token of that raw value, with its datamart loaded; None if unknown or revoked.
+
+    `cached`: its cached copy, when the caller read it already (`api_token_cache_key`).
+    """
     digest = api_token_digest(raw_token)
-    token = cache.get(_cache_key(digest))
+    token = cached if cached is not None else cache.get(_cache_key(digest))
     if token is None:
         token = (
             ApiToken.objects.select_related("datamart")
