@@ -1,0 +1,92 @@
+"""The API's hand-written read (profiles.profile_read.profile_get) finds what the ORM finds: the
+point the selector names (user_point_get), then its profile at the address, for any profiles
+written in two datamarts, any selector kind and any address."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
+from profiles.merge import MergeMode, Strategy
+from profiles.models import UserPoint, UserProfile
+from profiles.profile_read import profile_get
+from profiles.selectors import user_point_get
+from profiles.services import compartment_create, profile_object_upsert
+
+COMPARTMENTS = [1, 1606]
+ACCOUNTS = ["a", "b"]
+ACCOUNT_SELECTORS = st.builds(
+    AccountIdentifier, st.sampled_from(ACCOUNTS), st.sampled_from([None, *COMPARTMENTS])
+)
+IDENTIFIERS = st.one_of(
+    ACCOUNT_SELECTORS,
+    st.builds(EmailIdentifier, st.sampled_from(["h1", "h2"])),
+    st.builds(UserAgentIdentifier, st.sampled_from(["vec:1", "vec:2"])),
+)
+WRITES = st.lists(
+    st.tuples(
+        st.sampled_from([1, 2]),  # the datamart
+        IDENTIFIERS,
+        st.sampled_from(COMPARTMENTS),
+        st.sampled_from([None, *ACCOUNTS]),  # the profile's account: None is anonymous
+        st.dictionaries(st.sampled_from(["x", "y"]), st.integers(0, 3), max_size=2),
+    ),
+    max_size=8,
+)
+ADDRESSES = [
+    (compartment, account) for compartment in [*COMPARTMENTS, 999] for account in [None, *ACCOUNTS]
+]
+
+
+def orm_profile(*, datamart, selector, compartment_id, user_account_id) -> UserProfile | None:
+    point = user_point_get(datamart=datamart, selector=selector)
+    if point is None:
+        return None
+    return UserProfile.objects.filter(
+        user_point=point,
+        compartment__compartment_id=compartment_id,
+        user_account_id=user_account_id,
+    ).first()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(writes=WRITES, unknown_identifier=IDENTIFIERS)
+def test_the_hand_written_read_finds_the_profile_the_orm_finds(
+    datamart, other_datamart, writes, unknown_identifier
+):
+    datamarts = {1: datamart, 2: other_datamart}
+    with transaction.atomic():
+        compartment_create(datamart=datamart, compartment_id=1606, name="CRM")
+        compartment_create(datamart=other_datamart, compartment_id=1606, name="CRM")
+        for datamart_id, identifier, compartment_id, account, properties in writes:
+            profile_object_upsert(
+                datamart=datamarts[datamart_id],
+                selector=identifier,
+                compartment_id=compartment_id,
+                user_account_id=account,
+                user_profile=properties,
+                mode=MergeMode(Strategy.FORCE_REPLACE),
+            )
+        point_ids = list(UserPoint.objects.values_list("id", flat=True))
+        selectors = [*{write[1] for write in writes}, unknown_identifier, *point_ids, uuid.uuid4()]
+        for selector in selectors:
+            for compartment_id, account in ADDRESSES:
+                address = {"compartment_id": compartment_id, "user_account_id": account}
+                expected = orm_profile(datamart=datamart, selector=selector, **address)
+                found = profile_get(datamart=datamart, selector=selector, **address)
+                if expected is None:
+                    assert found is None, (selector, address)
+                    continue
+                assert found is not None, (selector, address)
+                assert found.pk == expected.pk
+                assert found.as_client_object() == expected.as_client_object()
+                assert found.user_point_id == expected.user_point_id
+        transaction.set_rollback(True)
