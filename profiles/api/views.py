@@ -91,6 +91,12 @@ class DatamartView(ApiView):
         for name, values in request.query_params.lists():
             if "\x00" in name or any("\x00" in value for value in values):
                 raise bad_request("INVALID_PARAMETER", "NUL in a query parameter")
+            if len(values) > 1 and not name.startswith("p."):  # property filters combine (AND)
+                raise bad_request(
+                    "REPEATED_PARAMETER",
+                    f"parameter {name[:64]!r} is given {len(values)} times: give it once",
+                    field=name[:64],
+                )
         user = request.user
         datamart = datamart_get_for_caller(
             datamart_id=int(kwargs["dm"]),

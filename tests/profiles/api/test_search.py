@@ -113,6 +113,29 @@ def test_filter_by_modification_time(api, profiles):
 
 
 @pytest.mark.parametrize(
+    "query",
+    [
+        "compartment_id=1&compartment_id=1606",
+        "user_account_id=one&user_account_id=two",
+        "modified_since=0&modified_since=1",
+        "limit=1&limit=2",
+    ],
+)
+def test_a_repeated_search_parameter_is_refused_not_one_of_its_values_used(api, profiles, query):
+    """Which of two compartment ids would the search use? Neither: the client is told."""
+    name = query.partition("=")[0]
+    body = error(api.get(f"/api/v1/datamarts/1/user_profiles?{query}"), 400)
+    assert (body["error_code"], body["field"]) == ("REPEATED_PARAMETER", name)
+    assert "2 times" in body["error"]
+
+
+def test_a_repeated_property_filter_combines_with_and(api, profiles):
+    both = api.get("/api/v1/datamarts/1/user_profiles?p.name=one&p.name=two")
+    assert names(both) == []
+    assert names(api.get("/api/v1/datamarts/1/user_profiles?p.name=one&p.name=one")) == ["one"]
+
+
+@pytest.mark.parametrize(
     ("params", "code"),
     [
         ({"compartment": "1"}, "UNKNOWN_PARAMETER"),
