@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from profiles.api import schema as docs
 from profiles.api.authentication import TokenUser
+from profiles.api.exceptions import ApiError
 from profiles.api.pagination import decode_cursor, encode_cursor, keyset_page, page_limit
 from profiles.api.parsers import StrictJSONParser
 from profiles.api.paths import (
@@ -76,6 +77,21 @@ class ApiView(APIView):
     parser_classes = [StrictJSONParser]
     renderer_classes = [EnvelopeJSONRenderer, StaffBrowsableAPIRenderer]
     content_negotiation_class = JSONOnlyNegotiation
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Django reads a body of the length the request declares: a chunked body without
+        # one would read as empty (an "empty file" for an upload), so it is refused as such.
+        meta = request.META
+        if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower() and not meta.get(
+            "CONTENT_LENGTH"
+        ):
+            raise ApiError(
+                status.HTTP_411_LENGTH_REQUIRED,
+                "LENGTH_REQUIRED",
+                "send the body with a Content-Length header: chunked transfer encoding is not "
+                "supported",
+            )
 
 
 class DatamartView(ApiView):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+
 import pytest
 
 from imports.models import DocumentImport, Execution, ExecutionError
@@ -228,6 +231,31 @@ def test_upload_of_an_empty_body_answers_400(api):
         "EMPTY_FILE",
         "the file is empty: send the file to import",
     )
+    assert not Execution.objects.exists()
+
+
+def test_a_chunked_upload_without_a_length_answers_411_not_an_empty_file(
+    transactional_db, live_server, token, api
+):
+    """Over real HTTP, a client streaming its file (chunked, no Content-Length) is told to send
+    a length; Django would read such a body as empty and answer EMPTY_FILE."""
+    created = create_import(api)
+    server = http.client.HTTPConnection(live_server.url.removeprefix("http://"), timeout=30)
+    try:
+        server.request(
+            "POST",
+            f"{IMPORTS}/{created['id']}/executions",
+            body=iter([NDJSON[:40], NDJSON[40:]]),  # an iterable: http.client sends it chunked
+            headers={"Authorization": token[1], "Content-Type": "application/x-ndjson"},
+        )
+        response = server.getresponse()
+        body = json.loads(response.read())
+    finally:
+        server.close()
+    assert response.status == 411
+    assert body["status"] == "error"
+    assert body["error_code"] == "LENGTH_REQUIRED"
+    assert "Content-Length" in body["error"]
     assert not Execution.objects.exists()
 
 
