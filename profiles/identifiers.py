@@ -24,6 +24,9 @@ class UserAgentIdentifier:
 
 Identifier = AccountIdentifier | EmailIdentifier | UserAgentIdentifier
 
+# A user point named by its id, or by one of its identifiers (the REST API's selectors).
+UserPointSelector = uuid.UUID | Identifier
+
 
 def identifier_label(identifier: Identifier | uuid.UUID) -> str:
     """The identifier (or user point id) in the REST selector's form, for error reports."""

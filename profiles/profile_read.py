@@ -1,11 +1,13 @@
-"""The API's hot read: one profile by user point selector and address, in one hand-written
-query.
+"""The API's hot reads in hand-written SQL: the point a selector names, and one profile at its
+address of that point, in one query.
 
-Django spent 3 ms building and compiling this query as a queryset, more than the 2 ms PostgreSQL
-took to plan and run it (cProfile of 1,000 reads: `build_filter`, `as_sql`), so it is written
-once here.
-The user point is a subquery on the identifier's own table, not a join through the user point:
-three tables to plan instead of five.
+Django spent 3 ms building and compiling the profile read as a queryset, more than the 2 ms
+PostgreSQL took to plan and run it (cProfile of 1,000 reads: `build_filter`, `as_sql`), so it
+is written once here. The user point is a subquery on the identifier's own table, not a join
+through the user point: three tables to plan instead of five. The user point routes use the
+same subquery (`selectors.user_point_get`, `user_point_detail`): one query for the point
+instead of three (compartments, identifier, point). A hypothesis test holds both equal to the
+import engine's resolution (`tests/profiles/test_profile_read.py`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import uuid
 
 from django.db import connection
 
-from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
+from profiles.identifiers import (
+    AccountIdentifier,
+    EmailIdentifier,
+    UserAgentIdentifier,
+    UserPointSelector,
+)
 from profiles.models import Compartment, Datamart, UserPoint, UserProfile
-from profiles.selectors import UserPointSelector
 
 _PROFILE_AT_ADDRESS = """
     SELECT p.id, p.datamart_id, p.user_point_id, p.compartment_id, p.user_account_id,
@@ -50,9 +56,10 @@ _AGENT_POINT = (
 )
 
 
-def _selected_points(*, datamart: Datamart, selector: UserPointSelector) -> tuple[str, list]:
+def selected_point_ids(*, datamart: Datamart, selector: UserPointSelector) -> tuple[str, list]:
     """The SQL (and its parameters) of the ids of the point the selector names: one id at most,
-    as an identifier is unique in its datamart (an account in its compartment)."""
+    as an identifier is unique in its datamart (an account in its compartment). Also the API's
+    user point routes' (`selectors.user_point_get`, `user_point_detail`)."""
     match selector:
         case uuid.UUID():
             return "%s", [UserPoint._meta.pk.get_db_prep_value(selector, connection)]
@@ -80,7 +87,7 @@ def profile_get(
     Its `compartment` is loaded with the id, datamart and compartment id the query matched (the
     profile object's); its other fields are deferred, read if something asks for them.
     """
-    points_sql, points_params = _selected_points(datamart=datamart, selector=selector)
+    points_sql, points_params = selected_point_ids(datamart=datamart, selector=selector)
     params: list = [datamart.id, compartment_id]
     if user_account_id is None:
         account = "IS NULL"

@@ -15,14 +15,13 @@ from operator import or_
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 
 from profiles.compartments import DatamartCompartments
 from profiles.errors import ProfileError
-from profiles.identifiers import (
-    Identifier,
-)
+from profiles.identifiers import Identifier, UserPointSelector
 from profiles.models import (
     Compartment,
     Datamart,
@@ -35,10 +34,8 @@ from profiles.models import (
     UserProfile,
 )
 from profiles.points import identifier_key, points_find
+from profiles.profile_read import selected_point_ids
 from profiles.property_paths import property_expression_parse, property_filter_q
-
-# A user point named by its id, or by one of its identifiers (the REST API's selectors).
-UserPointSelector = uuid.UUID | Identifier
 
 
 def datamart_get_for_caller(
@@ -92,24 +89,29 @@ def compartment_find(*, datamart: Datamart, compartment_id: int) -> Compartment 
     return Compartment.objects.filter(datamart=datamart, compartment_id=compartment_id).first()
 
 
+def _selected_points(*, datamart: Datamart, selector: UserPointSelector) -> QuerySet[UserPoint]:
+    """The point the selector names (none for an account in a compartment that does not
+    exist), in one query: its id is a subquery on the identifier's table (profile_read)."""
+    sql, params = selected_point_ids(datamart=datamart, selector=selector)
+    return UserPoint.objects.filter(datamart=datamart, id__in=RawSQL(sql, params))
+
+
 def user_point_get(*, datamart: Datamart, selector: UserPointSelector) -> UserPoint | None:
-    if isinstance(selector, uuid.UUID):
-        return UserPoint.objects.filter(datamart=datamart, pk=selector).first()
-    try:
-        return user_point_find(datamart=datamart, identifier=selector)
-    except ProfileError:
-        return None  # an account in a compartment that does not exist: no such point
+    return _selected_points(datamart=datamart, selector=selector).order_by().first()
 
 
 def user_point_detail(*, datamart: Datamart, selector: UserPointSelector) -> UserPoint | None:
-    """The point with its identifiers and profiles loaded for rendering."""
-    point = user_point_get(datamart=datamart, selector=selector)
-    if point is None:
-        return None
+    """The point with its identifiers and profiles loaded for rendering: five queries."""
     return (
-        UserPoint.objects.filter(pk=point.pk)
-        .prefetch_related("accounts__compartment", "emails", "agents", "profiles__compartment")
-        .get()
+        _selected_points(datamart=datamart, selector=selector)
+        .prefetch_related(
+            Prefetch("accounts", queryset=UserAccount.objects.select_related("compartment")),
+            "emails",
+            "agents",
+            Prefetch("profiles", queryset=UserProfile.objects.select_related("compartment")),
+        )
+        .order_by()
+        .first()
     )
 
 

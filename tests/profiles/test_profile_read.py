@@ -1,6 +1,7 @@
-"""The API's hand-written read (profiles.profile_read.profile_get) finds what the ORM finds: the
-point the selector names (user_point_get), then its profile at the address, for any profiles
-written in two datamarts, any selector kind and any address."""
+"""The API's hand-written reads (profiles.profile_read) find what the import engine's point
+resolution finds (identifier_key and points_find, through user_point_find), then the ORM's
+profile at the address: for any profiles written in two datamarts, any selector kind and any
+address. The user point routes' user_point_get and user_point_detail use the same SQL."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from profiles.errors import ProfileError
 from profiles.identifiers import AccountIdentifier, EmailIdentifier, UserAgentIdentifier
 from profiles.merge import MergeMode, Strategy
 from profiles.models import UserPoint, UserProfile
 from profiles.profile_read import profile_get
-from profiles.selectors import user_point_get
+from profiles.selectors import user_point_detail, user_point_find, user_point_get
 from profiles.services import compartment_create, profile_object_upsert
 
 COMPARTMENTS = [1, 1606]
@@ -46,8 +48,17 @@ ADDRESSES = [
 ]
 
 
+def engine_point(*, datamart, selector) -> UserPoint | None:
+    if isinstance(selector, uuid.UUID):
+        return UserPoint.objects.filter(datamart=datamart, pk=selector).first()
+    try:
+        return user_point_find(datamart=datamart, identifier=selector)
+    except ProfileError:  # an account in a compartment the datamart lacks
+        return None
+
+
 def orm_profile(*, datamart, selector, compartment_id, user_account_id) -> UserProfile | None:
-    point = user_point_get(datamart=datamart, selector=selector)
+    point = engine_point(datamart=datamart, selector=selector)
     if point is None:
         return None
     return UserProfile.objects.filter(
@@ -82,6 +93,14 @@ def test_the_hand_written_read_finds_the_profile_the_orm_finds(
         point_ids = list(UserPoint.objects.values_list("id", flat=True))
         selectors = [*{write[1] for write in writes}, unknown_identifier, *point_ids, uuid.uuid4()]
         for selector in selectors:
+            point = engine_point(datamart=datamart, selector=selector)
+            assert user_point_get(datamart=datamart, selector=selector) == point, selector
+            detail = user_point_detail(datamart=datamart, selector=selector)
+            assert detail == point, selector
+            if point is not None:
+                assert {p.pk for p in detail.profiles.all()} == set(
+                    UserProfile.objects.filter(user_point=point).values_list("pk", flat=True)
+                )
             for compartment_id, account in ADDRESSES:
                 address = {"compartment_id": compartment_id, "user_account_id": account}
                 expected = orm_profile(datamart=datamart, selector=selector, **address)

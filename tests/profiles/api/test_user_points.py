@@ -70,6 +70,26 @@ def test_a_point_renders_its_identifiers_and_profiles(api, point):
     assert all(p["$user_point_id"] == str(point.pk) for p in found["profiles"])
 
 
+def test_a_point_read_makes_five_queries_by_any_selector(api, point):
+    """The point (its id a subquery on the identifier's table), then its accounts with their
+    compartments, e-mails, agents, and profiles with theirs: no lookup of the compartments or
+    of the identifier first, and no query per identifier or profile."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api.get(f"{BASE}/user_points/{point.pk}")  # the token is cached from here on
+    for selector in selectors(point):
+        with CaptureQueriesContext(connection) as captured:
+            response = api.get(f"{BASE}/user_points/{selector}")
+        assert len(data(response)["profiles"]) == 2
+        domain = [
+            q["sql"]
+            for q in captured
+            if "profiles_cache" not in q["sql"] and "SAVEPOINT" not in q["sql"]
+        ]
+        assert len(domain) == 5, (selector, domain)
+
+
 def test_user_account_id_alone_means_the_default_compartment(api, datamart):
     point, _ = user_point_resolve(
         datamart=datamart, identifier=AccountIdentifier("in-default"), create=True
