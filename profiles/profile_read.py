@@ -24,23 +24,17 @@ from profiles.identifiers import (
 )
 from profiles.models import Compartment, Datamart, UserPoint, UserProfile
 
+# Every column of the model, in its fields' order (UserProfile.from_db takes them so).
+_PROFILE_FIELDS = UserProfile._meta.concrete_fields
+_PROFILE_COLUMNS = ", ".join(f"p.{field.column}" for field in _PROFILE_FIELDS)
 _PROFILE_AT_ADDRESS = """
-    SELECT p.id, p.datamart_id, p.user_point_id, p.compartment_id, p.user_account_id,
-           p.properties, p.creation_ts, p.last_modified_ts
+    SELECT {columns}
     FROM profiles_userprofile p
     JOIN profiles_compartment c ON c.id = p.compartment_id
     WHERE p.datamart_id = %s AND c.compartment_id = %s AND p.user_account_id {account}
       AND p.user_point_id IN ({points})
     LIMIT 1
 """
-_PROFILE_FIELDS = [
-    "id", "datamart_id", "user_point_id", "compartment_id", "user_account_id",
-    "properties", "creation_ts", "last_modified_ts",
-]  # fmt: skip
-_PROFILE_FIELD_OBJECTS = [
-    next(field for field in UserProfile._meta.concrete_fields if field.attname == name)
-    for name in _PROFILE_FIELDS
-]
 _ACCOUNT_POINT = """
     SELECT i.user_point_id FROM profiles_useraccount i
     JOIN profiles_compartment ic ON ic.id = i.compartment_id
@@ -96,12 +90,17 @@ def profile_get(
         params.append(user_account_id)
     with connection.cursor() as cursor:
         cursor.execute(
-            _PROFILE_AT_ADDRESS.format(account=account, points=points_sql), params + points_params
+            _PROFILE_AT_ADDRESS.format(
+                columns=_PROFILE_COLUMNS, account=account, points=points_sql
+            ),
+            params + points_params,
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    profile = UserProfile.from_db(connection.alias, _PROFILE_FIELDS, _values_from_db(row))
+    profile = UserProfile.from_db(
+        connection.alias, [field.attname for field in _PROFILE_FIELDS], _values_from_db(row)
+    )
     profile.compartment = Compartment.from_db(
         connection.alias,
         ["id", "datamart_id", "compartment_id"],
@@ -115,7 +114,7 @@ def _values_from_db(row: tuple) -> list:
     datetimes parsed): the converters the ORM's compiler would apply; RawQuerySet costs a
     third of the query's time more to find them at each call."""
     values = list(row)
-    for index, field in enumerate(_PROFILE_FIELD_OBJECTS):
+    for index, field in enumerate(_PROFILE_FIELDS):
         column = field.get_col(UserProfile._meta.db_table)
         for convert in connection.ops.get_db_converters(column) + column.get_db_converters(
             connection
