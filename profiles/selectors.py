@@ -97,7 +97,7 @@ def _selected_points(*, datamart: Datamart, selector: UserPointSelector) -> Quer
 
 
 def user_point_get(*, datamart: Datamart, selector: UserPointSelector) -> UserPoint | None:
-    return _selected_points(datamart=datamart, selector=selector).order_by().first()
+    return _selected_points(datamart=datamart, selector=selector).first()
 
 
 def user_point_detail(*, datamart: Datamart, selector: UserPointSelector) -> UserPoint | None:
@@ -110,7 +110,6 @@ def user_point_detail(*, datamart: Datamart, selector: UserPointSelector) -> Use
             "agents",
             Prefetch("profiles", queryset=UserProfile.objects.select_related("compartment")),
         )
-        .order_by()
         .first()
     )
 
