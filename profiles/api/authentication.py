@@ -52,10 +52,11 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
                 code="MALFORMED_AUTHORIZATION",
             )
         # The address's failures and the token's cached copy in one round trip to the cache.
-        token_key = api_token_cache_key(raw_token=raw_token)
-        read = cache.get_many([failures.address_key(request), token_key])
+        read = cache.get_many(
+            [failures.address_key(request), api_token_cache_key(raw_token=raw_token)]
+        )
         self.refuse_if_blocked(request, failures, read=read)
-        token = api_token_authenticate(raw_token=raw_token, cached=read.get(token_key))
+        token = api_token_authenticate(raw_token=raw_token, read=read)
         if token is None:
             failures.failure_record()
             raise exceptions.AuthenticationFailed(

@@ -44,13 +44,15 @@ def api_token_cache_key(*, raw_token: str) -> str:
     return _cache_key(api_token_digest(raw_token))
 
 
-def api_token_authenticate(*, raw_token: str, cached: ApiToken | None = None) -> ApiToken | None:
+def api_token_authenticate(*, raw_token: str, read: dict | None = None) -> ApiToken | None:
     """The active token of that raw value, with its datamart loaded; None if unknown or revoked.
 
-    `cached`: its cached copy, when the caller read it already (`api_token_cache_key`).
+    `read`: values the caller read from the cache with the token's key (`api_token_cache_key`)
+    among them, to spare a round trip, a miss included; otherwise the key is read here.
     """
     digest = api_token_digest(raw_token)
-    token = cached if cached is not None else cache.get(_cache_key(digest))
+    key = _cache_key(digest)
+    token = read.get(key) if read is not None else cache.get(key)
     if token is None:
         token = (
             ApiToken.objects.select_related("datamart")
@@ -59,14 +61,14 @@ def api_token_authenticate(*, raw_token: str, cached: ApiToken | None = None) ->
         )
         if token is None:
             return None
-        cache.set(_cache_key(digest), token, settings.API_TOKEN_CACHE_SECONDS)
+        cache.set(key, token, settings.API_TOKEN_CACHE_SECONDS)
     now = timezone.now()
     last_used = token.last_used_ts
     if last_used is None or (now - last_used).total_seconds() > LAST_USED_PRECISION_SECONDS:
         # An update of the one column, not a save: the cached copy is refreshed, not dropped.
         ApiToken.objects.filter(pk=token.pk).update(last_used_ts=now)
         token.last_used_ts = now
-        cache.set(_cache_key(digest), token, settings.API_TOKEN_CACHE_SECONDS)
+        cache.set(key, token, settings.API_TOKEN_CACHE_SECONDS)
     return token
 
 
