@@ -26,14 +26,8 @@ from profiles.commands import AccountIdentifier, EmailIdentifier, LineError
 from tests.imports.helpers import CRM_COLUMN_MAPPING
 from tests.imports.readers.helpers import only, read, write_text, write_xlsx
 
-CRM_MAPPING = {
-    "Customer ID": "user_account_id",
-    "E-mail": {"to": "email_hash", "transform": "sha256_email"},
-    "First Name": "first_name",
-    "Birth date": "birth_date:str",
-    "Opt-in": "newsletter.opt_in:bool",
-    "Notes": None,
-}
+# The same CRM headers with the account as the line's identifier.
+CRM_MAPPING = {**CRM_COLUMN_MAPPING, "Customer ID": "user_account_id"}
 CRM_HEADER = "Customer ID,E-mail,First Name,Birth date,Opt-in,Notes"
 # One identifier a line (SPEC §2): the e-mail finds the person, the account names the profile.
 CRM_READ = CRM_COLUMN_MAPPING

@@ -50,16 +50,21 @@ def _same_as_clean(execution: Execution, clean: Execution) -> None:
     )
 
 
-def _split_import_running(celery_worker, datamart, content: bytes, *, past_line: int):
-    """The file uploaded to a worker of two pool processes (IMPORT_PARALLELISM=2), returned
-    once both parts have committed chunks past `past_line`."""
+def _split_import_started(celery_worker, datamart, content: bytes):
+    """The file uploaded to a worker of two pool processes (IMPORT_PARALLELISM=2)."""
     celery_worker.stop()
     celery_worker.start(env=PARALLEL, concurrency=2)
-    execution = execution_start(
+    return execution_start(
         document_import=DocumentImport.objects.create(datamart=datamart, name="CRM"),
         upload=ContentFile(content, name="big.ndjson"),
         file_name="big.ndjson",
     )
+
+
+def _split_import_running(celery_worker, datamart, content: bytes, *, past_line: int):
+    """The file uploaded as `_split_import_started`, returned once both parts have committed
+    chunks past `past_line`."""
+    execution = _split_import_started(celery_worker, datamart, content)
 
     def both_parts_committed():
         checkpoints = ExecutionPartition.objects.filter(execution=execution).values_list(
@@ -76,13 +81,7 @@ def test_two_workers_apply_one_file_in_two_parts_like_one_clean_run(
 ):
     settings.IMPORT_CHUNK_SIZE = 1000
     content = mixed_import(20_000)
-    celery_worker.stop()
-    celery_worker.start(env=PARALLEL, concurrency=2)
-    execution = execution_start(
-        document_import=DocumentImport.objects.create(datamart=datamart, name="CRM"),
-        upload=ContentFile(content, name="big.ndjson"),
-        file_name="big.ndjson",
-    )
+    execution = _split_import_started(celery_worker, datamart, content)
     clean = _clean(other_datamart, content)
     wait_finished(execution, timeout=180)
     _same_as_clean(execution, clean)
