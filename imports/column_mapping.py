@@ -316,9 +316,17 @@ def is_spec_layout(headers: list[str]) -> bool:
     return any(column.name in IDENTIFIER_COLUMNS for column in columns)
 
 
-def mapping_step_needed(*, headers: list[str], saved: ColumnMapping | None) -> bool:
-    """The admin asks for a mapping when the saved one does not name every header, or, with
-    none saved, when the file is not in the SPEC §3 layout."""
-    if saved is not None:
-        return not saved.names(headers)
-    return not is_spec_layout(headers)
+def mapping_for_headers(*, headers: list[str], saved: ColumnMapping | None) -> ColumnMapping | None:
+    """The mapping the admin reads a file of these headers through without asking: the saved
+    one when it names every header; else none when the file is in the SPEC §3 layout (read as
+    it is, the saved mapping kept for the CRM files it was made for). Raises MappingNeeded for a
+    file that is neither: the staff member maps it."""
+    if saved is not None and saved.names(headers):
+        return saved
+    if is_spec_layout(headers):
+        return None
+    raise MappingNeeded(headers)
+
+
+class MappingNeeded(Exception):
+    """Headers that neither the saved mapping names nor the SPEC §3 layout reads."""

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import IO
+from typing import IO, Literal
 
 from django.conf import settings
 from django.core.files import File
@@ -134,12 +134,16 @@ def execution_start(
     default_merge_objects: bool = True,
     file_format: str | None = None,
     encoding: str | None = None,
+    column_mapping: dict | None | Literal["document_import"] = "document_import",
     enqueue: bool = True,
 ) -> Execution:
     """Store the upload and create its PENDING execution, queued for a worker once committed.
 
     A file over `IMPORT_MAX_FILE_BYTES` is not stored: its execution is FAILED with
-    FILE_TOO_LARGE at once. An empty file is refused (ImportRefused EMPTY_FILE): no execution. `file_format` and `encoding` default to the document import's;
+    FILE_TOO_LARGE at once. An empty file is refused (ImportRefused EMPTY_FILE): no execution.
+    `file_format` and `encoding` default to the document import's;
+    `column_mapping` is the document import's unless the caller read the file otherwise (the
+    admin's upload reads a SPEC §3 file as it is, and a CRM file through the mapping chosen);
     `enqueue=False` leaves the run to the caller (the `import_profiles` command runs it in-process).
     """
     fmt = (
@@ -155,6 +159,9 @@ def execution_start(
         update_strategy=default_update_strategy, merge_objects=default_merge_objects
     )
     name = upload_file_name(file_name) or f"upload.{fmt.value.lower()}"
+    mapping = (
+        document_import.column_mapping if column_mapping == "document_import" else column_mapping
+    )
     execution = Execution(
         datamart_id=document_import.datamart_id,
         document_import=document_import,
@@ -166,7 +173,7 @@ def execution_start(
         created_by=created_by,
         api_token=api_token,
         # Flat files only (an admin upload may send JSON through a CSV definition).
-        column_mapping=document_import.column_mapping if fmt.is_flat else None,
+        column_mapping=mapping if fmt.is_flat else None,
     )
     cap = settings.IMPORT_MAX_FILE_BYTES
     size = _size_of(upload)

@@ -7,6 +7,7 @@ can be looked at in both; screenshots go to `ARTIFACTS` (test-artifacts/, kept b
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,23 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+_PIXEL_OF_PNG = """async (data) => {
+  const image = new Image();
+  image.src = data;
+  await image.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 1;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0);
+  return Array.from(context.getImageData(0, 0, 1, 1).data.slice(0, 3));
+}"""
+
+
+def drawn_rgb(page, x: float, y: float) -> tuple[int, int, int]:
+    """The colour drawn at (x, y) of the viewport, read from a screenshot: what staff see there,
+    whatever the element under that point says its colour is."""
+    png = page.screenshot(clip={"x": x, "y": y, "width": 1, "height": 1})
+    data = "data:image/png;base64," + base64.b64encode(png).decode()
+    return tuple(page.evaluate(_PIXEL_OF_PNG, data))

@@ -1,5 +1,6 @@
 """The admin import's mapping step: a CSV/XLSX file whose headers are not all known (not the
-SPEC §3 layout, not in the document import's saved mapping) is mapped before its preview.
+SPEC §3 layout, not in the document import's saved mapping) is mapped before its preview; a file
+in the SPEC §3 layout is read as it is, and the saved mapping kept (`mapping_for_headers`).
 
 Each header is shown with a proposed target (`imports.column_mapping.mapping_proposal`) and a
 few of its values; the mapping chosen is checked by the API's rule, used for the preview, and
@@ -16,9 +17,10 @@ from imports.admin.forms import TRANSFORM_LABELS, ColumnMappingForm
 from imports.admin.import_preview import unreadable_file_problem, upload_options_view
 from imports.column_mapping import (
     MappingError,
+    MappingNeeded,
     column_mapping_parse,
+    mapping_for_headers,
     mapping_proposal,
-    mapping_step_needed,
 )
 from imports.flat_layout import PROFILE_KEY_COLUMNS, RESERVED_COLUMNS
 from imports.formats import FileFormat
@@ -72,8 +74,12 @@ def mapping_step_for_upload(
                 file_format.value, encoding, problem.message, problem.code
             )
         )
-    if not mapping_step_needed(headers=sample.headers, saved=saved):
-        return MappingStep(saved_mapping=saved.as_json() if saved else None)
+    try:
+        applied = mapping_for_headers(headers=sample.headers, saved=saved)
+    except MappingNeeded:
+        pass
+    else:
+        return MappingStep(saved_mapping=applied.as_json() if applied else None)
     form = ColumnMappingForm(
         initial={"token": staged.token},
         headers=sample.headers,

@@ -323,6 +323,7 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
                 default_merge_objects=options["merge_objects"],
                 file_format=file_format.value,
                 encoding=options["encoding"],
+                column_mapping=mapping,  # what the preview read it through, none for SPEC §3
             )
         staged_upload_delete(token)
         uploads.pop(token, None)

@@ -157,8 +157,12 @@ def _row_cells(columns: list[FlatColumn], values: list[Any]) -> list[_RowCell]:
 
 
 def identifier_label_of_row(columns: list[FlatColumn], values: list[Any]) -> str:
+    """The row's identifier as its line error names it: a mapped cell after its transform, so
+    an e-mail column hashed by `sha256_email` is named by its hash, never its clear address."""
     identifier_cells = {
-        column.name: cell_text(value)
+        column.name: cell_text(
+            transform_cell(column.transform, value) if column.transform else value
+        )
         for column, value in zip(columns, values, strict=False)
         if column.role == "command" and not _is_empty(value)
     }

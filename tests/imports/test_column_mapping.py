@@ -15,10 +15,11 @@ from imports.column_mapping import (
     ColumnMapping,
     ColumnTarget,
     MappingError,
+    MappingNeeded,
     column_mapping_parse,
     is_spec_layout,
+    mapping_for_headers,
     mapping_proposal,
-    mapping_step_needed,
     transform_cell,
 )
 from imports.readers import FileError, FileFormat, ReaderOptions, open_reader
@@ -180,6 +181,14 @@ def test_a_line_error_names_the_source_header_and_keeps_every_source_cell(tmp_pa
     }
 
 
+def test_a_line_error_names_a_hashed_email_by_its_hash_never_the_clear_address(tmp_path):
+    text = f"{CRM_HEADER}\nC-1, Ann@Example.com ,Ann,,maybe,note\n"
+    error = only(read_mapped(tmp_path, text, CRM_READ))
+    assert isinstance(error, LineError) and error.field == "Opt-in"
+    assert error.identifier == f"email_hash={sha256_email('ann@example.com')}"
+    assert "Ann@Example.com" in error.raw["E-mail"]  # the failed-lines file keeps the source
+
+
 def test_an_empty_email_is_absent_never_the_hash_of_nothing(tmp_path):
     text = "Customer ID,E-mail\nC-1,   \n"
     command = only(read_mapped(tmp_path, text, CRM_MAPPING))
@@ -331,10 +340,14 @@ def test_when_the_mapping_step_is_needed():
     spec = ["user_account_id", "firstname", "age:int"]
     assert is_spec_layout(spec) and not is_spec_layout(crm)
     assert not is_spec_layout(["firstname"])  # no identifier column
-    assert mapping_step_needed(headers=crm, saved=None)
-    assert not mapping_step_needed(headers=spec, saved=None)
+    with pytest.raises(MappingNeeded):
+        mapping_for_headers(headers=crm, saved=None)
+    assert mapping_for_headers(headers=spec, saved=None) is None
     saved = column_mapping_parse(CRM_MAPPING)
-    assert not mapping_step_needed(headers=crm, saved=saved)
-    assert not mapping_step_needed(headers=crm[:3], saved=saved)
-    assert mapping_step_needed(headers=spec, saved=saved)
+    assert mapping_for_headers(headers=crm, saved=saved) is saved
+    assert mapping_for_headers(headers=crm[:3], saved=saved) is saved
+    # A SPEC §3 file is read as it is, whatever mapping is kept for the CRM files.
+    assert mapping_for_headers(headers=spec, saved=saved) is None
+    with pytest.raises(MappingNeeded):
+        mapping_for_headers(headers=["Customer ID", "Loyalty"], saved=saved)
     assert isinstance(saved, ColumnMapping)

@@ -1,7 +1,7 @@
 """In a real browser, with a real Celery worker: staff upload a CRM export as it comes
 (`Customer ID,E-mail,First Name,Birth date,Opt-in,Notes`), map its columns, preview, confirm, and
 the worker imports it through the mapping; the next file with the same headers goes straight to
-its preview with the saved mapping. The mapping step and the preview are screenshot in light and
+its preview with the saved mapping, and so does a file in the SPEC layout, read as it is. The mapping step and the preview are screenshot in light and
 dark mode (test-artifacts/admin-import-mapping-*.png).
 """
 
@@ -127,6 +127,20 @@ def test_staff_map_a_crm_export_and_the_next_file_reuses_the_mapping(
         "newsletter": {"opt_in": True},
     }
     assert Execution.objects.filter(status="SUCCEEDED").count() == 2
+
+    # A file in the SPEC layout is read as it is, straight to its preview; the mapping stays.
+    upload(
+        page,
+        live_server,
+        write_csv(
+            tmp_path, "spec.csv", ["C-9,C-9,7"], "user_account_id,$user_account_id,visits:int"
+        ),
+    )
+    page.wait_for_selector("#import-preview")
+    assert page.locator("#column-mapping-step, #preview-mapping").count() == 0
+    confirm_and_wait(page)
+    assert UserProfile.objects.get(user_account_id="C-9").properties == {"visits": 7}
+    assert DocumentImport.objects.get().column_mapping == saved
 
     # In dark mode, a file with one more column asks again, with the saved targets proposed.
     dark = logged_in_page(browser, live_server, "ines", color_scheme="dark", width=1366)

@@ -118,6 +118,29 @@ def test_a_spec_file_goes_straight_to_the_preview_and_saves_no_mapping(importer_
     assert DocumentImport.objects.get().column_mapping is None
 
 
+def test_a_spec_file_after_a_crm_mapping_is_read_as_it_is_and_the_mapping_kept(
+    importer_client, datamart
+):
+    kept = DocumentImport.objects.create(
+        datamart=datamart,
+        name="Back-office uploads (CSV)",
+        mime_type=DocumentImport.MimeType.CSV,
+        column_mapping=CRM_COLUMN_MAPPING,
+    )
+    spec = b"user_account_id,$user_account_id,age:int\r\nc-1,c-1,41\r\n"
+    page = upload(importer_client, spec).content.decode()
+    assert 'id="import-preview"' in page and 'id="column-mapping-step"' not in page
+    assert 'id="preview-mapping"' not in page
+    importer_client.post(CONFIRM_URL, {"token": token_of(page)})
+    execution = Execution.objects.get()
+    assert execution.column_mapping is None  # read as SPEC §3 says, not through the CRM's
+    kept.refresh_from_db()
+    assert kept.column_mapping == CRM_COLUMN_MAPPING
+    # The CRM file still goes straight to its preview, through the mapping kept.
+    page = upload(importer_client, CRM, name="crm-again.csv").content.decode()
+    assert 'id="import-preview"' in page and 'id="preview-mapping"' in page
+
+
 def test_a_saved_mapping_that_misses_a_header_asks_again(importer_client, datamart):
     DocumentImport.objects.create(
         datamart=datamart,

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from profiles.models import ProfileChange, UserProfile
-from tests.browser import ARTIFACTS, COLOR_SCHEMES, logged_in_page, needs_chromium
+from tests.browser import ARTIFACTS, COLOR_SCHEMES, drawn_rgb, logged_in_page, needs_chromium
 
 pytestmark = needs_chromium
 
@@ -51,6 +51,13 @@ def test_staff_member_edits_a_nested_property_and_reads_it_in_the_history(
     # The tree view opens expanded: the nested object's keys come on screen (the editor
     # expands its tree after drawing it: waited for, on a loaded machine).
     editor.get_by_text("preferred_periods", exact=True).wait_for(state="visible", timeout=15_000)
+    # The editor's toolbar is drawn in its own colour, where staff see it: the editor's body,
+    # pulled up under the bar, once painted over it (white icons on white in the light theme).
+    menu = editor.locator("div.jsoneditor-menu")
+    box = menu.bounding_box()
+    background = menu.evaluate("m => getComputedStyle(m).backgroundColor")
+    drawn = drawn_rgb(page, box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
+    assert f"rgb({drawn[0]}, {drawn[1]}, {drawn[2]})" == background, (drawn, background)
     value = (
         editor.locator("tr", has=page.get_by_text("preferred_periods", exact=True))
         .locator("div.jsoneditor-value")
