@@ -60,24 +60,34 @@ def short_json(value: Any, width: int = 60) -> str:
     return Truncator(text).chars(width)
 
 
+ABSENT = object()  # no value at a path: shown "—", where a stored null is shown `null`
+
+
 def value_at(properties: Any, parts: list[str]) -> Any:
+    """The value at a dotted path's parts (a digit indexes an array), else ABSENT."""
     for part in parts:
         if isinstance(properties, dict) and part in properties:
             properties = properties[part]
         elif isinstance(properties, list) and part.isdigit() and int(part) < len(properties):
             properties = properties[int(part)]
         else:
-            return None
+            return ABSENT
     return properties
 
 
+def property_text(properties: Any, path: str, width: int = 40) -> str:
+    value = value_at(properties, path.split("."))
+    return "—" if value is ABSENT else short_json(value, width)
+
+
 def properties_summary(profile: UserProfile) -> str:
-    """The compartment's list columns, else the first keys of the profile and how many more."""
-    paths = profile.compartment.list_properties or list(profile.properties)[:SUMMARY_KEYS]
-    parts = [
-        f"{path}: {short_json(value_at(profile.properties, path.split('.')), 40)}" for path in paths
-    ]
-    more = len(profile.properties) - len(paths)
-    if more > 0 and not profile.compartment.list_properties:
-        parts.append(f"+{more}")
+    """The compartment's list columns; else, or when the profile has none of them, its first
+    keys and how many more (what it holds, never a row of dashes)."""
+    listed = profile.compartment.list_properties
+    if any(value_at(profile.properties, path.split(".")) is not ABSENT for path in listed):
+        return " · ".join(f"{path}: {property_text(profile.properties, path)}" for path in listed)
+    keys = list(profile.properties)[:SUMMARY_KEYS]
+    parts = [f"{key}: {short_json(profile.properties[key], 40)}" for key in keys]
+    if len(profile.properties) > len(keys):
+        parts.append(f"+{len(profile.properties) - len(keys)}")
     return " · ".join(parts) or "{}"

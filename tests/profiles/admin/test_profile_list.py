@@ -144,13 +144,21 @@ def test_compartment_filter_shows_that_compartments_chosen_property_columns(
     make_profile(
         datamart, "crm-1", {"firstname": "Zoe", "nl": {"subscribed": True}}, compartment_id=1606
     )
+    make_profile(
+        datamart, "crm-2", {"firstname": None, "nl": {"x": 1}}, compartment_id=1606
+    )  # a stored null is shown null, a missing value a dash
+    make_profile(datamart, "crm-3", {"a": 1}, compartment_id=1606)  # none of the columns
     make_profile(datamart, "web-1", {"zeta": 1, "alpha": 2, "beta": 3, "gamma": 4})
     client = login(alice)
     crm_page = client.get(PROFILES, {"compartment": crm_compartment.pk}).content.decode()
     assert '<th scope="col" class="column-property_firstname">' in crm_page
     assert '<td class="field-property_nl_subscribed">true</td>' in crm_page
+    assert '<td class="field-property_firstname">null</td>' in crm_page
+    assert '<td class="field-property_nl_subscribed">—</td>' in crm_page
     all_page = client.get(PROFILES).content.decode()
     assert "firstname: Zoe · nl.subscribed: true" in all_page
+    assert "firstname: null · nl.subscribed: —" in all_page
+    assert ">a: 1<" in all_page  # what it holds, not a row of dashes
     # Its first three keys in stored order (PostgreSQL's jsonb orders keys), then how many more.
     assert re.search(r"(zeta|alpha|beta|gamma): \d · (\w+: \d · ){2}\+1", all_page)
 
