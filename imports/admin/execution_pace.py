@@ -10,6 +10,7 @@ from django.utils.safestring import SafeString
 
 from imports.models import Execution
 from imports.pace import Pace, duration_text, execution_pace, failures_text, rate_text
+from profiles.wording import count_noun
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 160
@@ -85,14 +86,14 @@ def progress_chart(execution: Execution) -> SafeString:
     failed = polyline(lambda point: point[2])
     last = points[-1]
     title = (
-        f"{last[1] - last[2]:,} lines applied and {last[2]:,} in error after "
+        f"{count_noun(last[1] - last[2], 'line')} applied and {last[2]:,} in error after "
         f"{duration_text(last[0])}, out of {top:,}"
     )
     ticks = format_html_join(
         "",
         '<text x="{}" y="{}" class="{}">{}</text>',
         [
-            (CHART_MARGIN + 2, CHART_MARGIN + 12, "tick", f"{top:,} lines"),
+            (CHART_MARGIN + 2, CHART_MARGIN + 12, "tick", count_noun(top, "line")),
             (
                 CHART_WIDTH - CHART_MARGIN - 2,
                 CHART_HEIGHT - CHART_MARGIN - 4,

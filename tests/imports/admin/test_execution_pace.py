@@ -43,7 +43,7 @@ def test_the_page_shows_pace_chart_and_failures_beside_the_status(importer_clien
     assert 'id="pace-eta"' not in page  # only while it runs
     chart = re.search(r'<svg class="imports-chart".*?</svg>', page, re.S).group(0)
     assert chart.count("<polyline") == 2 and "http" not in chart.replace("http://www.w3.org", "")
-    assert "1 lines applied and 4 in error" in chart
+    assert "1 line applied and 4 in error" in chart  # one line, not "1 lines"
 
 
 def test_errors_are_grouped_by_code_and_filtered(importer_client, mixed):
