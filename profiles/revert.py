@@ -230,8 +230,8 @@ def _conflict(line: int, address: Address, other: ChangeRow) -> LineError:
         code="REVERT_CONFLICT",
         message=(
             f"line {line}: the profile {address_label(address)} was changed since by {by} "
-            f"(history row {other.id}): left as it is; revert with force=true to put it back "
-            "anyway"
+            f"(history row {other.id}): left as it is; a forced revert (the API's force=true, the "
+            "admin's Force box) puts it back anyway"
         ),
         identifier=address_label(address),
     )
