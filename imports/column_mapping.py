@@ -125,6 +125,26 @@ def column_mapping_parse(raw: object) -> ColumnMapping | None:
     return ColumnMapping(targets=targets, columns=columns)
 
 
+def column_mapping_problems(raw: Mapping[str, object]) -> list[MappingError]:
+    """Every header's own problem at once (the admin's step shows each on its row), then, when
+    each target is valid alone, the first clash between targets (`column_mapping_parse`)."""
+    problems = []
+    for index, (key, value) in enumerate(raw.items()):
+        try:
+            header = _source_header(key)
+            target = _column_target(header, value)
+            if target.to is not None:
+                _target_column(index, header, target)
+        except MappingError as problem:
+            problems.append(problem)
+    if not problems:
+        try:
+            column_mapping_parse(raw)
+        except MappingError as problem:
+            problems.append(problem)
+    return problems
+
+
 def _source_header(key: object) -> str:
     header = key.strip() if isinstance(key, str) else ""
     if not header or len(header) > MAX_HEADER_LENGTH or "\x00" in header:
@@ -157,7 +177,10 @@ def _column_target(header: str, value: object) -> ColumnTarget:
 
 def _target_column(index: int, header: str, target: ColumnTarget) -> FlatColumn:
     text = (target.to or "").strip()
-    unknown = f"{text!r} is not a column: name a reserved column, a property path, or null"
+    unknown = (
+        f"{text!r} is not a column: name a reserved column or a property path, or ignore the "
+        "column (null)"
+    )
     if not text or text in ANNOTATION_KEYS:
         raise MappingError(header, "UNKNOWN_TARGET", unknown)
     if not text.startswith("["):

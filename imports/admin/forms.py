@@ -13,8 +13,8 @@ from imports.column_mapping import (
     TRANSFORMS,
     ColumnMapping,
     ColumnTarget,
-    MappingError,
     column_mapping_parse,
+    column_mapping_problems,
 )
 from imports.formats import FileFormat, detect_format, extensions_help
 from imports.models import DocumentImport
@@ -267,13 +267,12 @@ class ColumnMappingForm(forms.Form):
                 continue
             transform = cleaned.get(f"transform_{index}") or None
             raw[header] = {"to": to, "transform": transform} if transform else to
-        if self.errors:
-            return cleaned
-        try:
-            self.mapping = column_mapping_parse(raw)
-        except MappingError as problem:
+        # Every row's problem at once, not one a submit.
+        for problem in column_mapping_problems(raw):
             index = self.headers.index(problem.header) if problem.header in self.headers else None
             self.add_error(None if index is None else f"target_{index}", problem.message)
+        if not self.errors:
+            self.mapping = column_mapping_parse(raw)
         return cleaned
 
 

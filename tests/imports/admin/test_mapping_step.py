@@ -110,6 +110,35 @@ def test_a_bad_answer_shows_the_step_again_with_the_error_on_its_header(
     assert 'class="errors"' in page
 
 
+def test_every_bad_row_is_shown_at_once_each_on_its_header(importer_client):
+    token = token_of(upload(importer_client, CRM).content.decode())
+    targets = {
+        "Customer ID": "$user_account_id",
+        "E-mail": "email_hash",
+        "First Name": "",  # no target
+        "Birth date": "birth_date:date",  # no such type
+        "Opt-in": "$foo",  # not a column
+        "Notes": None,
+    }
+    response = importer_client.post(MAPPING_URL, step_answer(token, targets))
+    form = response.context["mapping_form"]
+    assert set(form.errors) == {"target_2", "target_3", "target_4"}
+    assert form.errors["target_3"] == [
+        "'birth_date:date': :date is not a type; use :int, :float, :bool, :json or :str "
+        '(a key holding ":" is written ["a:b"])'
+    ]
+    assert "ignore the column" in form.errors["target_4"][0]
+    # A clash between targets valid alone is found once each row is right.
+    clash = {
+        **targets,
+        "First Name": "first_name",
+        "Birth date": "birth_date",
+        "Opt-in": "email_hash",
+    }
+    form = importer_client.post(MAPPING_URL, step_answer(token, clash)).context["mapping_form"]
+    assert list(form.errors) == ["target_4"] and "name the same field" in form.errors["target_4"][0]
+
+
 def test_a_spec_file_goes_straight_to_the_preview_and_saves_no_mapping(importer_client):
     spec = b"user_account_id,$user_account_id,firstname\r\nc-1,c-1,Ann\r\n"
     page = upload(importer_client, spec).content.decode()
