@@ -51,7 +51,7 @@ def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
         datamart, "c-0", {"firstname": "Old name", "city": "Paris"}, compartment_id=1606
     )
     celery_worker.stop()  # started again once the page is open: it must update by itself
-    page = logged_in_page(browser, live_server, "ines", color_scheme=color_scheme)
+    page = logged_in_page(browser, live_server, "ines", color_scheme=color_scheme, width=900)
 
     page.goto(f"{live_server.url}/admin/profiles/userprofile/")
     page.click("a.import_link")
@@ -73,6 +73,13 @@ def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
     first_diff = page.locator(".imports-diff").first
     assert "1606/c-0\tupdated" in first_diff.inner_text()
     assert first_diff.locator("tr.changed td.key").first.inner_text() == "firstname"
+    # On a 900 px screen the table scrolls rather than split words: each short cell is one line.
+    for cell in ("tr.changed td.key", "td.profile", ".outcome"):
+        lines = first_diff.locator(cell).first.evaluate(
+            "el => { const r = document.createRange(); r.selectNodeContents(el);"
+            " return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }"
+        )
+        assert lines == 1, f"{cell} drawn on {lines} lines"
     page.screenshot(
         path=str(ARTIFACTS / f"admin-import-preview-{color_scheme}.png"), full_page=True
     )
