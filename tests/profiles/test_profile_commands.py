@@ -103,7 +103,17 @@ def test_compartment_with_an_email_hash_is_two_identifier_kinds():
     assert error.code == "MULTIPLE_IDENTIFIERS"
 
 
-@pytest.mark.parametrize("compartment", [True, 1606.0, "abc", "-3", "16.06", [1606], -1])
+@pytest.mark.parametrize("compartment", [0, 2**31 - 1, str(2**31 - 1)])
+def test_compartment_ids_up_to_the_column_s_maximum_are_accepted(compartment):
+    command = command_from_mapping(upsert(compartment_id=compartment, user_account_id="a"), line=1)
+    assert command.identifier == AccountIdentifier(
+        user_account_id="a", compartment_id=int(compartment)
+    )
+
+
+@pytest.mark.parametrize(
+    "compartment", [True, 1606.0, "abc", "-3", "16.06", [1606], -1, 2**31, str(2**31)]
+)
 def test_compartment_must_be_an_integer(compartment):
     error = command_from_mapping(upsert(compartment_id=compartment, user_account_id="a"), line=1)
     assert (error.code, error.field) == ("INVALID_COMPARTMENT_ID", "compartment_id")

@@ -413,5 +413,7 @@ def test_fast_path_leaves_deep_and_large_objects_to_the_full_check():
         node["a"] = {}
         node = node["a"]
     assert not _plainly_valid(deep)
+    assert _plainly_valid(nested(MAX_DEPTH))  # at the limit: no second, full walk
+    assert not _plainly_valid(nested(MAX_DEPTH + 1))
     assert not _plainly_valid({"big": "x" * 600_000})  # bound over 1 MB: measured exactly
     assert _plainly_valid({"firstname": "David", "nl": {"on": True}, "tags": ["a", 1, 2.5, None]})

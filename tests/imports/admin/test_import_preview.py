@@ -136,6 +136,21 @@ def test_preview_warns_about_account_lines_whose_profile_names_no_compartment(
     assert "SPEC" not in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("address", "warned"),
+    [("1606,", True), (",c-3", True), (",", True), ("1606,c-3", False)],
+)
+def test_the_warning_holds_for_a_missing_compartment_or_a_missing_account(
+    importer_client, datamart, crm_compartment, address, warned
+):
+    content = (
+        b"user_account_id,compartment_id,$compartment_id,$user_account_id,firstname\r\n"
+        + f"c-3,1606,{address},Anon\r\n".encode()
+    )
+    warnings = " ".join(upload(importer_client, content).context["preview"].warnings)
+    assert ("names no $compartment_id or $user_account_id" in warnings) is warned, warnings
+
+
 def test_preview_of_a_long_file_says_how_much_it_covers(importer_client, settings, datamart):
     settings.IMPORT_PREVIEW_LINES = 5
     lines = b"".join(

@@ -106,7 +106,8 @@ def test_filter_by_compartment_and_account(api, profiles):
 
 
 def test_filter_by_modification_time(api, profiles):
-    later = timezone.now() + timedelta(hours=1)
+    # A whole millisecond: modified_since equal to the profile's time finds it (inclusive).
+    later = (timezone.now() + timedelta(hours=1)).replace(microsecond=123_000)
     UserProfile.objects.filter(properties__name="one").update(last_modified_ts=later)
     assert names(search(api, modified_since=str(epoch_ms(later)))) == ["one"]
     assert names(search(api, modified_since=str(epoch_ms(later) + 1))) == []
