@@ -246,6 +246,23 @@ def test_preview_of_a_large_file_says_it_covers_only_the_first_lines(document_im
     assert not UserProfile.objects.exists()
 
 
+@pytest.mark.parametrize("chunk_size", [1000, 7])
+def test_the_preview_shows_the_profiles_of_its_first_twenty_lines_exactly(
+    document_import, tmp_path, settings, chunk_size
+):
+    settings.IMPORT_CHUNK_SIZE = chunk_size  # the twentieth line inside a later chunk too
+    path = _file(tmp_path, "30.ndjson", ndjson(*(account(f"c{i}", {"a": i}) for i in range(30))))
+    preview = import_preview(
+        datamart=document_import.datamart,
+        path=path,
+        file_format="NDJSON",
+        options=ReaderOptions(),
+        default_mode=DEFAULT_MERGE_MODE,
+    )
+    assert preview.counts["created"] == 30
+    assert [diff.line for diff in preview.diffs] == list(range(1, 21))
+
+
 def test_preview_of_a_csv_shows_its_delimiter_headers_and_file_errors(document_import, tmp_path):
     path = _file(
         tmp_path,
