@@ -7,16 +7,21 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.text import Truncator
 
 from imports.column_mapping import MappingError, column_mapping_parse
 from imports.formats import FileFormat
+from imports.models import Execution
 from imports.preview import ImportPreview, import_preview
 from imports.readers import ReaderOptions
+from imports.services import upload_file_name
 from imports.uploads import StagedUpload, estimated_lines
+from profiles.admin.display import moment_text
 from profiles.engine import ProfileDiff
 from profiles.history import changed_keys
 from profiles.merge import choose_merge_mode
@@ -160,7 +165,35 @@ def diff_view(diff: ProfileDiff) -> DiffView:
     return DiffView(diff=diff, profile=profile, rows=rows, unchanged_hidden=len(hidden))
 
 
-def preview_context(preview: ImportPreview, staged: StagedUpload, file_format: FileFormat):
+SAME_FILE_WITHIN = timedelta(hours=24)
+
+
+def same_file_warning(*, datamart_id: int, staged: StagedUpload) -> str:
+    """A file of the same name and size imported into the datamart in the last 24 hours: the
+    same export uploaded twice, or the upload posted again by the browser's Back and reload."""
+    earlier = (
+        Execution.objects.filter(
+            datamart_id=datamart_id,
+            reverts__isnull=True,
+            file_name=upload_file_name(staged.file_name)[:255],
+            file_size=staged.size,
+            created_ts__gte=timezone.now() - SAME_FILE_WITHIN,
+        )
+        .order_by("-created_ts")
+        .first()
+    )
+    if earlier is None:
+        return ""
+    return (
+        f"execution #{earlier.pk} ({earlier.status}) imported a file of the same name and size "
+        f"({earlier.file_name}, {count_noun(staged.size, 'byte')}) at "
+        f"{moment_text(earlier.created_ts)}: confirming imports it again."
+    )
+
+
+def preview_context(
+    preview: ImportPreview, staged: StagedUpload, file_format: FileFormat, *, datamart_id: int
+):
     counts = [(label, preview.counts.get(key, 0), key) for key, label in PREVIEW_COUNT_LABELS]
     if preview.truncated:
         total = estimated_lines(staged.path, file_format)
@@ -177,6 +210,9 @@ def preview_context(preview: ImportPreview, staged: StagedUpload, file_format: F
         for warning in preview.warnings
         if not (preview.truncated and warning.startswith(SERVICE_COVERAGE_WARNING))
     ]
+    same_file = same_file_warning(datamart_id=datamart_id, staged=staged)
+    if same_file:
+        warnings.insert(0, same_file)
     diffs = [diff_view(diff) for diff in preview.diffs]
     return {
         "preview": preview,

@@ -237,7 +237,9 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             staged_upload_delete(staged.token)
             return {}
         self._remember_upload(request, staged.token, options)
-        context = preview_context(preview, staged, FileFormat(options["file_format"]))
+        context = preview_context(
+            preview, staged, FileFormat(options["file_format"]), datamart_id=options["datamart_id"]
+        )
         context["confirm_form"] = ProfileConfirmImportForm(initial={"token": staged.token})
         context["upload_options"] = upload_options_view(options)
         context["default_mode"] = merge_mode_label(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+from datetime import timedelta
 
 import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from imports.models import DocumentImport, Execution, ExecutionError
 from imports.uploads import STAGED_DIR, staged_uploads_clean
@@ -149,6 +151,29 @@ def test_the_warning_holds_for_a_missing_compartment_or_a_missing_account(
     )
     warnings = " ".join(upload(importer_client, content).context["preview"].warnings)
     assert ("names no $compartment_id or $user_account_id" in warnings) is warned, warnings
+
+
+def test_the_preview_warns_when_the_same_file_was_imported_in_the_last_day(
+    importer_client, datamart, crm_compartment
+):
+    def warnings_of(response) -> str:
+        return " ".join(response.context["preview_warnings"])
+
+    first = upload(importer_client, CSV)
+    assert "same name and size" not in warnings_of(first)
+    token = first.context["confirm_form"].initial["token"]
+    importer_client.post(CONFIRM_URL, {"token": token})
+    execution = Execution.objects.get()
+
+    again = warnings_of(upload(importer_client, CSV))  # Back, reload: the file posted again
+    assert f"execution #{execution.pk} (PENDING) imported a file of the same name and size" in again
+    assert f"(crm.csv, {len(CSV):,} bytes)" in again and "confirming imports it again" in again
+    assert "same name and size" not in warnings_of(
+        upload(importer_client, CSV + b"c-4,1606,,,X,1,\r\n")
+    )
+    assert "same name and size" not in warnings_of(upload(importer_client, CSV, name="other.csv"))
+    Execution.objects.update(created_ts=timezone.now() - timedelta(hours=25))
+    assert "same name and size" not in warnings_of(upload(importer_client, CSV))
 
 
 def test_preview_of_a_long_file_says_how_much_it_covers(importer_client, settings, datamart):
