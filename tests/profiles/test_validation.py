@@ -265,6 +265,16 @@ def test_nesting_at_the_limit_is_accepted():
     validate_custom_properties(nested(MAX_DEPTH))
 
 
+def test_the_full_check_too_accepts_nesting_at_the_limit():
+    """What the fast path leaves to it (a non-ASCII key, a long text) at the limit is accepted."""
+    from profiles.validation import _validate_fully
+
+    _validate_fully(nested(MAX_DEPTH))
+    validate_custom_properties({"é": nested(MAX_DEPTH - 1)})
+    with pytest.raises(PropertyError):
+        _validate_fully(nested(MAX_DEPTH + 1))
+
+
 def test_nesting_past_the_limit_is_too_deep():
     assert error_of(nested(MAX_DEPTH + 1)).code == "TOO_DEEP"
 
