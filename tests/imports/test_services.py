@@ -230,16 +230,20 @@ def test_preview_counts_diffs_and_warns_without_writing_anything(
     )
 
 
-def test_preview_of_a_large_file_says_it_covers_only_the_first_lines(document_import, tmp_path):
-    path = _file(tmp_path, "big.ndjson", ndjson(*(account(f"c{i}", {"a": i}) for i in range(30))))
-    preview = import_preview(
+def _preview_of_thirty_accounts(document_import, tmp_path, **limits):
+    path = _file(tmp_path, "30.ndjson", ndjson(*(account(f"c{i}", {"a": i}) for i in range(30))))
+    return import_preview(
         datamart=document_import.datamart,
         path=path,
         file_format="NDJSON",
         options=ReaderOptions(),
         default_mode=DEFAULT_MERGE_MODE,
-        max_lines=10,
+        **limits,
     )
+
+
+def test_preview_of_a_large_file_says_it_covers_only_the_first_lines(document_import, tmp_path):
+    preview = _preview_of_thirty_accounts(document_import, tmp_path, max_lines=10)
     assert preview.truncated and preview.lines == 10 and preview.counts["created"] == 10
     assert len(preview.diffs) == 10
     assert any("first 10 lines" in warning for warning in preview.warnings)
@@ -251,14 +255,7 @@ def test_the_preview_shows_the_profiles_of_its_first_twenty_lines_exactly(
     document_import, tmp_path, settings, chunk_size
 ):
     settings.IMPORT_CHUNK_SIZE = chunk_size  # the twentieth line inside a later chunk too
-    path = _file(tmp_path, "30.ndjson", ndjson(*(account(f"c{i}", {"a": i}) for i in range(30))))
-    preview = import_preview(
-        datamart=document_import.datamart,
-        path=path,
-        file_format="NDJSON",
-        options=ReaderOptions(),
-        default_mode=DEFAULT_MERGE_MODE,
-    )
+    preview = _preview_of_thirty_accounts(document_import, tmp_path)
     assert preview.counts["created"] == 30
     assert [diff.line for diff in preview.diffs] == list(range(1, 21))
 
