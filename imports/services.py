@@ -158,7 +158,7 @@ def execution_start(
     mode = choose_merge_mode(
         update_strategy=default_update_strategy, merge_objects=default_merge_objects
     )
-    name = upload_file_name(file_name) or f"upload.{fmt.value.lower()}"
+    name = execution_file_name(file_name, fmt)
     mapping = (
         document_import.column_mapping if column_mapping == "document_import" else column_mapping
     )
@@ -219,6 +219,12 @@ def upload_file_name(file_name: str | None) -> str:
     printable = "".join(character for character in file_name or "" if character.isprintable())
     base = os.path.basename(printable.replace("\\", "/")).strip()
     return "" if base in {".", ".."} else base
+
+
+def execution_file_name(file_name: str | None, file_format: FileFormat) -> str:
+    """The name an execution keeps its upload under (`Execution.file_name` holds its first 255
+    characters, the stored file its last 120)."""
+    return upload_file_name(file_name) or f"upload.{file_format.value.lower()}"
 
 
 def _failed_too_large(execution: Execution, size: int, cap: int) -> Execution:

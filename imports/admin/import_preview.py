@@ -19,7 +19,7 @@ from imports.formats import FileFormat
 from imports.models import Execution
 from imports.preview import ImportPreview, import_preview
 from imports.readers import ReaderOptions
-from imports.services import upload_file_name
+from imports.services import execution_file_name
 from imports.uploads import StagedUpload, estimated_lines
 from profiles.admin.display import moment_text
 from profiles.engine import ProfileDiff
@@ -168,14 +168,14 @@ def diff_view(diff: ProfileDiff) -> DiffView:
 SAME_FILE_WITHIN = timedelta(hours=24)
 
 
-def same_file_warning(*, datamart_id: int, staged: StagedUpload) -> str:
+def same_file_warning(*, datamart_id: int, staged: StagedUpload, file_format: FileFormat) -> str:
     """A file of the same name and size imported into the datamart in the last 24 hours: the
     same export uploaded twice, or the upload posted again by the browser's Back and reload."""
     earlier = (
         Execution.objects.filter(
             datamart_id=datamart_id,
             reverts__isnull=True,
-            file_name=upload_file_name(staged.file_name)[:255],
+            file_name=execution_file_name(staged.file_name, file_format)[:255],
             file_size=staged.size,
             created_ts__gte=timezone.now() - SAME_FILE_WITHIN,
         )
@@ -210,7 +210,7 @@ def preview_context(
         for warning in preview.warnings
         if not (preview.truncated and warning.startswith(SERVICE_COVERAGE_WARNING))
     ]
-    same_file = same_file_warning(datamart_id=datamart_id, staged=staged)
+    same_file = same_file_warning(datamart_id=datamart_id, staged=staged, file_format=file_format)
     if same_file:
         warnings.insert(0, same_file)
     diffs = [diff_view(diff) for diff in preview.diffs]

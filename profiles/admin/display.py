@@ -75,17 +75,20 @@ def value_at(properties: Any, parts: list[str]) -> Any:
     return properties
 
 
-def property_text(properties: Any, path: str, width: int = 40) -> str:
-    value = value_at(properties, path.split("."))
+def value_text(value: Any, width: int = 40) -> str:
+    """A value from `value_at` as a list cell shows it."""
     return "—" if value is ABSENT else short_json(value, width)
 
 
 def properties_summary(profile: UserProfile) -> str:
     """The compartment's list columns; else, or when the profile has none of them, its first
     keys and how many more (what it holds, never a row of dashes)."""
-    listed = profile.compartment.list_properties
-    if any(value_at(profile.properties, path.split(".")) is not ABSENT for path in listed):
-        return " · ".join(f"{path}: {property_text(profile.properties, path)}" for path in listed)
+    listed = {
+        path: value_at(profile.properties, path.split("."))
+        for path in profile.compartment.list_properties
+    }
+    if any(value is not ABSENT for value in listed.values()):
+        return " · ".join(f"{path}: {value_text(value)}" for path, value in listed.items())
     keys = list(profile.properties)[:SUMMARY_KEYS]
     parts = [f"{key}: {short_json(profile.properties[key], 40)}" for key in keys]
     if len(profile.properties) > len(keys):

@@ -28,7 +28,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
 from profiles.admin.counted_lists import EstimatedCountChangeList, EstimatedCountListMixin
-from profiles.admin.display import moment, properties_summary, property_text
+from profiles.admin.display import moment, properties_summary, value_at, value_text
 from profiles.admin.forms import ProfileAddForm, ProfileChangeForm
 from profiles.admin.history import ChangeHistoryMixin
 from profiles.admin.scoping import (
@@ -134,7 +134,7 @@ def property_column(path: str):
     # A long dotted path may break after its dots, so the column stays narrow.
     @admin.display(description=mark_safe(".<wbr>".join(escape(part) for part in parts)))
     def column(obj):
-        return property_text(obj.properties, path)
+        return value_text(value_at(obj.properties, parts))
 
     column.__name__ = "property_" + "_".join(part for part in parts if part.isidentifier())
     return column
