@@ -51,6 +51,34 @@ COMPARTMENT = 1606
 TAG = "apibench"
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by the processes of each kind on this machine, from /proc: the web
+    server (gunicorn), PostgreSQL, Redis and the load clients (this process). Other jobs of the
+    machine are not counted; a process that ended while measuring is lost (none should)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(("gunicorn", "postgres", "redis", "clients"), 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if int(entry.name) == os.getpid():
+            used["clients"] += seconds
+        elif "gunicorn" in command:
+            used["gunicorn"] += seconds
+        elif comm == "postgres" or command.startswith("postgres"):
+            used["postgres"] += seconds
+        elif comm == "redis-server":
+            used["redis"] += seconds
+    return used
+
+
 def set_up(profiles: int) -> tuple[FakeRun, str]:
     call_command("migrate", verbosity=0)
     datamart = datamart_create(
@@ -107,6 +135,7 @@ def main() -> None:
     }
     targets = {"profile read by selector": profile_read, "bare DRF view (constant)": constant}
     totals = {name: LoadResult() for name in targets}
+    cpu = {name: dict.fromkeys(cpu_seconds(), 0.0) for name in targets}
     with tempfile.TemporaryDirectory() as folder:
         server = Gunicorn(env=env, log_path=Path(folder) / "gunicorn.log", workers=options.workers)
         with server:
@@ -114,10 +143,14 @@ def main() -> None:
                 load_run(server.host, target, clients=options.clients, seconds=2)
             for number in range(options.rounds):
                 for name, target in targets.items():
+                    before = cpu_seconds()
                     result = load_run(
                         server.host, target, clients=options.clients, seconds=options.seconds
                     )
+                    after = cpu_seconds()
                     print(f"round {number + 1}, {name}: {result.summary()}", flush=True)
+                    for kind in after:
+                        cpu[name][kind] += after[kind] - before[kind]
                     totals[name].seconds += result.seconds
                     totals[name].latencies += result.latencies
                     totals[name].statuses.update(result.statuses)
@@ -136,6 +169,15 @@ def main() -> None:
         print(
             f"| {name} | {result.per_second:.0f} | {result.percentile(0.5):.1f} | "
             f"{result.percentile(0.99):.1f} | {statuses} |"
+        )
+    print("\nCPU per request, ms (from /proc; the machine's other jobs not counted):\n")
+    print("| target | " + " | ".join(next(iter(cpu.values()))) + " | all |")
+    print("|---|" + "---:|" * (len(next(iter(cpu.values()))) + 1))
+    for name, used in cpu.items():
+        requests = max(1, totals[name].requests)
+        cells = [f"{seconds / requests * 1000:.2f}" for seconds in used.values()]
+        print(
+            f"| {name} | " + " | ".join(cells) + f" | {sum(used.values()) / requests * 1000:.2f} |"
         )
     read, bare = totals.values()
     ratio = read.per_second / bare.per_second if bare.per_second else 0.0

@@ -6,8 +6,9 @@ from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
 from profiles.api.auth_failures import FailedAuthenticationThrottle
+from profiles.api.throttling import ApiTokenRateThrottle, read_and_count, token_ident
 from profiles.models import ApiToken
-from profiles.services import api_token_authenticate, api_token_cache_key
+from profiles.services import api_token_authenticate, api_token_cache_key, api_token_digest
 
 
 class TokenUser:
@@ -51,10 +52,21 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
                 "`Authorization: Bearer <token>`",
                 code="MALFORMED_AUTHORIZATION",
             )
-        # The address's failures and the token's cached copy in one round trip to the cache.
-        read = cache.get_many(
-            [failures.address_key(request), api_token_cache_key(raw_token=raw_token)]
-        )
+        # The address's failures, the token's cached copy and (on Redis) the request counted
+        # for the token's rate limit, in one round trip to the cache.
+        keys = [failures.address_key(request), api_token_cache_key(raw_token=raw_token)]
+        rate_limit = ApiTokenRateThrottle()
+        if rate_limit.rate is None:
+            read = cache.get_many(keys)
+        else:
+            key = rate_limit.cache_format % {
+                "scope": rate_limit.scope,
+                "ident": token_ident(api_token_digest(raw_token)),
+            }
+            counter, period = rate_limit.counter(key)
+            read, count = read_and_count(keys, counter=counter, period=period)
+            if count is not None:
+                request.counted_request = (counter, count)
         self.refuse_if_blocked(request, failures, read=read)
         token = api_token_authenticate(raw_token=raw_token, read=read)
         if token is None:

@@ -1,9 +1,12 @@
 """The API's per-token rate limit, counted in the shared cache so it holds across web processes.
 
 A fixed window: the count of the caller's requests in the current period (a minute for
-`1200/minute`) is one cache key, incremented atomically. On Redis (CACHE_URL) that is one
-round trip, `INCR` and `EXPIRE` in a pipeline; on the database cache, Django's `incr` (a read
-then a write: concurrent requests may each count one less) or `add` for a window's first.
+`1200/minute`) is one cache key, incremented atomically. On Redis (CACHE_URL) a token's count
+rides in the round trip that reads the token (`read_and_count`, called by the authentication:
+the counter is named by the token's digest, known before the token is); a staff session's is
+one round trip of its own, `INCR` and `EXPIRE` in a pipeline. On the database cache, Django's
+`incr` (a read then a write: concurrent requests may each count one less) or `add` for a
+window's first.
 """
 
 from __future__ import annotations
@@ -11,22 +14,33 @@ from __future__ import annotations
 import time
 
 from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from profiles.api.authentication import TokenUser
+from profiles.models import ApiToken
+from profiles_site.cache import RedisCache
+
+
+def read_and_count(keys: list[str], *, counter: str, period: int) -> tuple[dict, int | None]:
+    """The cache's values of `keys`, and on Redis one more request counted under `counter` in
+    the same round trip (its new count); None for the count on other caches."""
+    cache = caches["default"]
+    if isinstance(cache, RedisCache):
+        return cache.get_many_and_incr(keys, counter=counter, timeout=period)
+    return cache.get_many(keys), None
+
+
+def token_ident(digest: str) -> str:
+    """Who a token's requests are counted as: its digest's prefix (the authentication counts
+    before it has found the token)."""
+    return f"token:{digest[:16]}"
 
 
 def window_count(key: str, *, period: int) -> int:
     """Count one more request under `key`, which lives for the period; the new count."""
     cache = caches["default"]
     if isinstance(cache, RedisCache):
-        full_key = cache.make_and_validate_key(key)
-        # Django's Redis client, to send both commands in one round trip.
-        with cache._cache.get_client(full_key, write=True).pipeline() as pipe:
-            count, _ = pipe.incr(full_key).expire(full_key, period, nx=True).execute()
-        return int(count)
+        return cache.get_many_and_incr([], counter=key, timeout=period)[1]
     try:
         return cache.incr(key)
     except ValueError:  # the window's first request (or a race with another one: it counts)
@@ -46,13 +60,21 @@ class ApiTokenRateThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         user = request.user
-        if isinstance(user, TokenUser):
-            ident = f"token:{user.token.pk}"
+        if isinstance(request.auth, ApiToken):
+            ident = token_ident(request.auth.digest)
         elif user is not None and user.is_authenticated:
             ident = f"user:{user.pk}"
         else:
             return None
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    def counter(self, key: str) -> tuple[str, int]:
+        """The cache key counting the current window's requests under `key`, and how long it
+        lives (one second past the window)."""
+        now = time.time()
+        window = int(now // self.duration)
+        self.wait_seconds = (window + 1) * self.duration - now
+        return f"{key}:{window}", int(self.duration) + 1
 
     def allow_request(self, request, view):
         if self.rate is None:
@@ -60,10 +82,13 @@ class ApiTokenRateThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        now = time.time()
-        window = int(now // self.duration)
-        self.wait_seconds = (window + 1) * self.duration - now
-        count = window_count(f"{self.key}:{window}", period=int(self.duration) + 1)
+        counter, period = self.counter(self.key)
+        # The authentication may have counted this request already (`read_and_count`).
+        counted = getattr(request, "counted_request", None)
+        if counted is not None and counted[0] == counter:
+            count = counted[1]
+        else:
+            count = window_count(counter, period=period)
         return count <= self.num_requests
 
     def wait(self):

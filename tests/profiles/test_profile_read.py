@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import uuid
 
-from django.db import transaction
+import pytest
+from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +114,33 @@ def test_the_hand_written_read_finds_the_profile_the_orm_finds(
                 assert found.as_client_object() == expected.as_client_object()
                 assert found.user_point_id == expected.user_point_id
         transaction.set_rollback(True)
+
+
+@pytest.mark.postgres
+def test_the_profile_read_is_prepared_once_and_then_planned_no_more(datamart, crm_compartment):
+    """On PostgreSQL the read runs as a prepared statement of the connection: after five
+    custom plans, PostgreSQL reuses a generic one (planning was 0.4 ms of a 0.45 ms read)."""
+    for number in range(8):
+        profile_object_upsert(
+            datamart=datamart,
+            selector=AccountIdentifier(f"p{number}", 1606),
+            compartment_id=1606,
+            user_account_id=f"p{number}",
+            user_profile={"n": number},
+            mode=MergeMode(Strategy.PARTIAL_UPDATE),
+        )
+    for number in range(8):
+        found = profile_get(
+            datamart=datamart,
+            selector=AccountIdentifier(f"p{number}", 1606),
+            compartment_id=1606,
+            user_account_id=f"p{number}",
+        )
+        assert found.properties == {"n": number}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans + custom_plans, generic_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE '%%profiles_userprofile p%%'"
+        )
+        (runs, generic), *others = cursor.fetchall()
+    assert not others and runs == 8 and generic >= 1

@@ -1,0 +1,47 @@
+"""The API's rate limit on the Redis cache (CACHE_URL), against a real Redis: a token request's
+authentication reads the token and counts the request in one round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from profiles_site.cache import RedisCache
+from tests.profiles.test_redis_cache import REDIS_URL, _redis_up
+
+pytestmark = pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+
+
+def test_a_token_request_reads_the_token_and_counts_it_in_one_round_trip(
+    settings, token, api, monkeypatch
+):
+    """On Redis the authentication's one pipeline (failures, token, rate-limit count) is the
+    request's only round trip: the throttle uses its count, and the limit still holds."""
+    import profiles.api.throttling as throttling
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "profiles_site.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "round-trip-test",
+        }
+    }
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"api_token": "3/minute", "auth_failure": "20/minute"},
+    }
+    from django.core.cache import caches
+
+    caches["default"].clear()
+    round_trips = []
+    real = RedisCache.get_many_and_incr
+
+    def counted(self, keys, **kwargs):
+        round_trips.append(len(keys))
+        return real(self, keys, **kwargs)
+
+    monkeypatch.setattr(RedisCache, "get_many_and_incr", counted)
+    monkeypatch.setattr(throttling, "window_count", None)  # a second round trip would fail
+    statuses = [api.get("/api/v1/datamarts/1/compartments").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    assert round_trips == [2, 2, 2, 2]
+    caches["default"].clear()
