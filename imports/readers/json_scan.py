@@ -51,6 +51,30 @@ def is_one_object(text: bytes) -> bool:
     return not inside
 
 
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def expects_value(text: bytes) -> bool:
+    """Whether JSON text cut off after `text` expects a value next: its last byte outside
+    strings and white space is `:` or `[`, or `,` inside an array. A string left open, or
+    anything else last, expects no value."""
+    skeleton = _WHOLE_STRINGS.sub(b'""', text)
+    if skeleton.count(b'"') % 2:
+        return False
+    last = skeleton.rstrip()[-1:]
+    if last in (b":", b"["):
+        return True
+    if last != b",":
+        return False
+    open_brackets: list[bytes] = []
+    for bracket in _BRACKETS.findall(skeleton):
+        if bracket in b"[{":
+            open_brackets.append(bracket)
+        elif open_brackets:
+            open_brackets.pop()
+    return open_brackets[-1:] == [b"["]
+
+
 class BracketWalker:
     """The depth of brackets, and whether a string is open, carried from piece to piece."""
 

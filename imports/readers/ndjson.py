@@ -14,6 +14,8 @@ cut (rules chosen here, also in docs/rules.md):
 - An object still open when a line starts with `{` in its first column, or when the file
   ends, is a line error at its first line, and that `{` line starts afresh: pretty-printers
   indent everything inside the top-level object, so such a line starts the next command.
+  Unless the object expects a value there (after `:`, `[`, or `,` in an array): then the
+  `{` opens a nested object, as printers that do not indent (`indent=0`) write it.
 - A record over `max_line_bytes` (one line, or an object over several) is LINE_TOO_LONG
   at its first line. Its bytes are followed, not kept, so reading goes on right after it.
 
@@ -31,7 +33,7 @@ from typing import IO, NamedTuple
 
 from imports.formats import FileFormat
 from imports.readers.base import ImportRecord, Reader, ReaderOptions
-from imports.readers.json_scan import BoundedBytes, BracketWalker, is_one_object
+from imports.readers.json_scan import BoundedBytes, BracketWalker, expects_value, is_one_object
 from imports.readers.text import (
     SNIFF_BYTES,
     PhysicalLine,
@@ -101,7 +103,7 @@ class NdjsonSplitter:
                 continue
             pos = 0
             if self.open_line is not None:
-                if content[:1] == b"{":
+                if content[:1] == b"{" and not self._nests(content):
                     yield self._cut_short(cut_by=self.line, end_offset=line_start)
                 else:
                     pos = self._follow_open(content)
@@ -184,7 +186,7 @@ class NdjsonSplitter:
     def _long_line(self, physical: PhysicalLine, line_start: int) -> Iterator[SourceRecord]:
         """A line over the limit: too long itself, or making the object it is part of so."""
         head = physical.head
-        if self.open_line is not None and head[:1] == b"{":
+        if self.open_line is not None and head[:1] == b"{" and not self._nests(head):
             yield self._cut_short(cut_by=self.line, end_offset=line_start)
         if self.open_line is None:
             self.open_line = self.line
@@ -206,6 +208,13 @@ class NdjsonSplitter:
         record = SourceRecord(self.open_line, self.kept.take(), end_offset)
         self._forget_open()
         return record
+
+    def _nests(self, content: bytes) -> bool:
+        """Whether a line starting with `{` in its first column goes on the open object: the
+        object, as read so far, expects a value there (printers that do not indent, such as
+        `json.dumps(…, indent=0)`, put nested objects in the first column too)."""
+        kept = self.kept.take()
+        return kept is not None and expects_value(kept)
 
     def _cut_short(self, *, cut_by: int | None, end_offset: int) -> SourceRecord:
         assert self.open_line is not None

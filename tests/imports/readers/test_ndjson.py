@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imports.readers import FileError, FileFormat, ReaderOptions, open_reader
+from imports.readers.json_scan import expects_value
 from profiles.commands import EmailIdentifier, Operation, ProfileCommand, UserAgentIdentifier
 from profiles.identifiers import AccountIdentifier
 from tests.imports.readers.helpers import (
@@ -300,6 +301,58 @@ def test_a_line_starting_with_a_brace_ends_an_object_left_open(tmp_path):
     assert records[0].raw == '{"operation": "UPSERT", "email_hash": "a",\n  "user_profile": ' + (
         '{"nested": {"x": 1}'
     )
+
+
+def test_objects_printed_without_indent_keep_their_nested_objects(tmp_path):
+    """`json.dumps(…, indent=0)` starts nested objects in the first column too: where the
+    object expects a value (after `:`, `[`, or `,` in an array), such a `{` nests."""
+    audit = {
+        "operation": "UPSERT",
+        "email_hash": "PV1",
+        "user_profile": {"audit": [{"operation": "DELETE", "email_hash": "VICTIM"}, {"n": 2}]},
+    }
+    contracts = {
+        "operation": "UPSERT",
+        "email_hash": "c",
+        "user_profile": {"contracts": [{"id": "c1"}, {"id": "c2"}], "o": {"p": {}}},
+    }
+    value_below_its_key = '{"operation": "UPSERT", "email_hash": "k", "user_profile":\n{"a": 1}}'
+    records = read_ndjson(
+        tmp_path,
+        [
+            json.dumps(audit, indent=0),
+            json.dumps(contracts, indent=0),
+            value_below_its_key,
+            ndjson_line(email_hash="last"),
+        ],
+    )
+    assert json.dumps(audit, indent=0).count("\n{") == 2
+    second = 1 + json.dumps(audit, indent=0).count("\n") + 1
+    third = second + json.dumps(contracts, indent=0).count("\n") + 1
+    assert codes(records) == [(1, "OK"), (second, "OK"), (third, "OK"), (third + 2, "OK")]
+    assert records[0].user_profile == audit["user_profile"]
+    assert records[1].user_profile == contracts["user_profile"]
+    assert records[2].user_profile == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b'{"a":', True),
+        (b'{"a": [', True),
+        (b'{"a": [1, ', True),
+        (b'{"a": [{"b": 1},\n', True),
+        (b'{"a": 1,', False),  # an object's next member is a key
+        (b'{"a": [1], ', False),
+        (b'{"a": "x,', False),  # a string left open
+        (b'{"a": "[,"', False),
+        (b'{"a": "\\\\", "b":', True),  # an escaped backslash ends the string
+        (b'{"a": "\\", "b":', False),  # an escaped quote does not
+        (b'{"a": {"b": 1}', False),
+    ],
+)
+def test_an_object_expects_a_value_only_after_a_colon_a_bracket_or_an_array_comma(text, expected):
+    assert expects_value(text) is expected
 
 
 def test_a_broken_token_in_an_open_object_is_named_rather_than_the_cut(tmp_path):
