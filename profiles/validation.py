@@ -35,8 +35,12 @@ MAX_COMPARTMENT_ID = 2**31 - 1  # PositiveIntegerField
 MAX_INT = 2**63 - 1  # SQLite JSON and JS clients lose bigger integers
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
-# Invisible characters that are not in category Cf or Cc.
-_INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800")
+# Invisible characters that are not format or control ones: the Default_Ignorable_Code_Point
+# marks and fillers (combining grapheme joiner, Hangul fillers, Khmer inherent vowels,
+# Mongolian free variation selectors, the unassigned U+2065), and the braille blank.
+_INVISIBLE = frozenset(
+    "\u034f\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b\u180c\u180d\u180f\u2065\u2800"
+)
 
 
 def _stored_int(text: str) -> int | float:
@@ -68,7 +72,8 @@ def _is_invisible(char: str) -> bool:
         char in _INVISIBLE
         or unicodedata.category(char) in ("Cf", "Cc")
         or "\ufe00" <= char <= "\ufe0f"  # variation selectors
-        or "\U000e0100" <= char <= "\U000e01ef"
+        or "\U000e0000" <= char <= "\U000e0fff"  # tags, variation selectors supplement
+        or "\ufff0" <= char <= "\ufff8"
     )
 
 

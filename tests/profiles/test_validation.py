@@ -179,6 +179,14 @@ def test_custom_keys_are_returned_as_sent_not_normalized():
         "\u115f\u1160$x",
         "\uffa0$x",
         "\ufe0f$x",  # variation selector
+        "\u180b$x",  # Mongolian free variation selectors
+        "\u180c\u180d\u180f$x",
+        "\u17b4$x",  # Khmer inherent vowels, not drawn
+        "\u17b5$x",
+        "\u2065$x",  # unassigned, default ignorable
+        "\ufff0$x",
+        "\U000e0001$x",  # language tag
+        "\U000e0fff$x",
         "\x01$x",
         " $x",
         "\u3000$x",  # ideographic space, NFKC turns it into a space
