@@ -259,11 +259,28 @@ def test_a_chunked_upload_without_a_length_answers_411_not_an_empty_file(
     assert not Execution.objects.exists()
 
 
-def test_upload_over_the_size_cap_answers_413(api, settings):
+def test_an_upload_over_the_size_cap_is_a_failed_execution_and_its_body_is_not_read(
+    api, settings, monkeypatch
+):
+    """SPEC §4: over the size cap the execution fails, FILE_TOO_LARGE; the cap is checked on
+    the declared Content-Length, before a byte of the body is read or stored."""
     settings.IMPORT_MAX_FILE_BYTES = 10
     created = create_import(api)
-    assert error(upload(api, created["id"]), 413)["error_code"] == "PAYLOAD_TOO_LARGE"
-    assert not Execution.objects.exists()
+    from imports.api.parsers import RawUploadParser
+
+    monkeypatch.setattr(RawUploadParser, "parse", None)  # reading the body would fail
+    response = upload(
+        api, created["id"], HTTP_CONTENT_DISPOSITION='attachment; filename="crm.ndjson"'
+    )
+    execution = data(response)
+    assert response.status_code == 201
+    assert execution["status"] == "FAILED"
+    assert execution["error"]["error_code"] == "FILE_TOO_LARGE"
+    assert f"{len(NDJSON)} bytes, over the limit of 10 bytes" in execution["error"]["message"]
+    stored = Execution.objects.get()
+    assert (stored.file_name, stored.file_size, stored.file.name) == ("crm.ndjson", len(NDJSON), "")
+    listed = data(api.get(f"{IMPORTS}/{created['id']}/executions"))
+    assert [(item["id"], item["status"]) for item in listed] == [(stored.pk, "FAILED")]
 
 
 def test_upload_defaults_can_be_chosen(api):
