@@ -142,11 +142,16 @@ def profile_object_upsert(
     """
     address, properties = split_profile_object(user_profile)
     assert isinstance(user_profile, dict)  # split_profile_object refused anything else
-    if "$compartment_id" in user_profile and address.compartment_id != compartment_id:
+    compartment = compartment_get(datamart=datamart, compartment_id=compartment_id)
+    # A null $compartment_id names the default compartment, as in an import line (SPEC §2).
+    named = address.compartment_id
+    if "$compartment_id" in user_profile and (
+        compartment.compartment_id != named if named is not None else not compartment.is_default
+    ):
         raise ProfileError(
             "ADDRESS_MISMATCH",
-            f"$compartment_id {address.compartment_id} differs from the compartment "
-            f"{compartment_id} of the path",
+            f"$compartment_id {'null (the default compartment)' if named is None else named} "
+            f"differs from the compartment {compartment_id} of the path",
             field="$compartment_id",
         )
     if "$user_account_id" in user_profile and address.user_account_id != user_account_id:
@@ -155,7 +160,6 @@ def profile_object_upsert(
             "$user_account_id differs from the user_account_id of the path",
             field="$user_account_id",
         )
-    compartment = compartment_get(datamart=datamart, compartment_id=compartment_id)
     command = ProfileCommand(
         line=1,
         operation=Operation.UPSERT,

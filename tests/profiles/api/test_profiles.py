@@ -157,6 +157,7 @@ def test_a_known_uuid_selector_writes_that_point(api, crm_compartment):
     [
         ({"$compartment_id": 1, "a": 1}, "$compartment_id"),
         ({"$compartment_id": "7", "a": 1}, "$compartment_id"),
+        ({"$compartment_id": None, "a": 1}, "$compartment_id"),  # the default: not 1606
         ({"$user_account_id": "someone-else", "a": 1}, "$user_account_id"),
         ({"$user_account_id": None, "a": 1}, "$user_account_id"),
     ],
@@ -177,6 +178,9 @@ def test_dollar_keys_that_agree_with_the_path_are_accepted(api, crm_compartment)
     assert (
         api.put(anonymous, {"$compartment_id": 1606, "$user_account_id": None}).status_code == 201
     )
+    # A null $compartment_id names the default compartment, as in an import line.
+    in_default = profile_path("email_hash=h", 1)
+    assert api.put(in_default, {"$compartment_id": None, "a": 1}).status_code == 201
 
 
 @pytest.mark.parametrize(
