@@ -248,11 +248,11 @@ def _identifier_from(mapping: Mapping[str, Any]) -> Identifier:
             "no identifier: give user_account_id (and compartment_id), email_hash or user_agent_id",
         )
     if len(kinds) > 1:
-        names = ", ".join(sorted(kinds))
+        # The fields the line holds (compartment_id is an account's: the line may lack one).
         raise _Invalid(
             "MULTIPLE_IDENTIFIERS",
             ",".join(present),
-            f"one identifier per line, found several kinds: {names}",
+            f"one identifier per line, found several kinds: {', '.join(present)}",
         )
     (kind,) = kinds
     if kind == "user_account_id":

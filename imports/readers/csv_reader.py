@@ -25,11 +25,14 @@ Rules chosen here (not in the SPEC):
   one silent cell holding the rest of the file.
 - A cell holding a line break makes one record of several physical lines: the
   line number counts records, not physical lines.
+- A file whose first 64 KB hold CR line endings and no LF (classic Mac OS, Excel for Mac's
+  "CSV (Macintosh)") is read with each CR as a line end (in an ASCII-compatible encoding).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -110,6 +113,36 @@ def _complete_lines(sample: bytes, whole_file: bool) -> bytes:
         return sample
     cut = sample.rfind(b"\n")
     return sample[: cut + 1] if cut >= 0 else sample
+
+
+class _CarriageReturnsAsLineFeeds(io.RawIOBase):
+    """A raw file read with every CR byte as LF (for files whose lines end in CR alone)."""
+
+    def __init__(self, raw: io.RawIOBase) -> None:
+        self.raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int | None:
+        count = self.raw.readinto(buffer)
+        if count:
+            view = memoryview(buffer).cast("B")
+            view[:count] = bytes(view[:count]).replace(b"\r", b"\n")
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 class _LineTooLong(Exception):
@@ -204,8 +237,16 @@ class CsvReader(Reader):
         with open_binary(path) as stream:
             start = skip_bom(stream, self._encoding)
             sample = stream.read(SNIFF_BYTES)
-            encoding_checked(sample, self._encoding, whole_file=len(sample) < SNIFF_BYTES)
-            self.delimiter = options.delimiter or self._sniff(sample)
+        encoding_checked(sample, self._encoding, whole_file=len(sample) < SNIFF_BYTES)
+        # Lines that end in CR alone (classic Mac OS, Excel for Mac's "CSV (Macintosh)") are
+        # read with each CR as a line feed: the same number of bytes, so offsets hold.
+        self._cr_lines = (
+            b"\r" in sample and b"\n" not in sample and "\r".encode(self._encoding) == b"\r"
+        )
+        if self._cr_lines:
+            sample = sample.replace(b"\r", b"\n")
+        self.delimiter = options.delimiter or self._sniff(sample)
+        with self._open() as stream:
             stream.seek(start)
             source = self._line_source(stream, start, 0)
             try:
@@ -238,6 +279,12 @@ class CsvReader(Reader):
         self._data_offset = source.offset
         self.position = source.offset
 
+    def _open(self) -> IO[bytes]:
+        stream = open_binary(self.path)
+        if not self._cr_lines:
+            return stream
+        return io.BufferedReader(_CarriageReturnsAsLineFeeds(stream.detach()))
+
     def _sniff(self, sample: bytes) -> str:
         whole_file = len(sample) < SNIFF_BYTES
         text = _complete_lines(sample, whole_file).decode(self._encoding, errors="replace")
@@ -269,7 +316,7 @@ class CsvReader(Reader):
     def iterate(
         self, *, after_line: int = 0, at_offset: int | None = None
     ) -> Iterator[ImportRecord]:
-        with open_binary(self.path) as stream:
+        with self._open() as stream:
             if at_offset is None:
                 offset, records_before = self._data_offset, 1  # the header is line 1
             else:
@@ -330,7 +377,7 @@ class CsvReader(Reader):
         """Non-empty records after the header, read in bounded lines as `iterate` does (a
         50 MB line is never held whole); a malformed record counts as one."""
         count = 0
-        with open_binary(self.path) as stream:
+        with self._open() as stream:
             source, rows = self._rows_at(stream, self._data_offset, 1)
             while True:
                 try:

@@ -101,6 +101,8 @@ def test_compartment_without_account_names_the_missing_account():
 def test_compartment_with_an_email_hash_is_two_identifier_kinds():
     error = command_from_mapping(upsert(compartment_id=1606, email_hash="h"), line=1)
     assert error.code == "MULTIPLE_IDENTIFIERS"
+    # It names the fields the line holds, not an account the line lacks.
+    assert error.message.endswith("found several kinds: compartment_id, email_hash")
 
 
 @pytest.mark.parametrize("compartment", [0, 2**31 - 1, str(2**31 - 1)])

@@ -441,3 +441,34 @@ def test_csv_header_with_a_quote_never_closed_fails_the_file(tmp_path):
     with pytest.raises(FileError) as caught:
         open_reader(path, FileFormat.CSV)
     assert (caught.value.code, caught.value.line) == ("INVALID_CSV", 1)
+
+
+def test_csv_lines_ending_in_cr_alone_are_read_as_lines(tmp_path):
+    """Classic Mac OS and Excel for Mac's "CSV (Macintosh)" end lines with CR alone: read as
+    line ends (a bare CR inside a CRLF or LF file stays a line error), resumable at a
+    position, and counted."""
+    rows = [f'h{i};"note\r{i}";{i if i != 3 else "x"}' for i in range(6)]
+    path = tmp_path / "mac.csv"
+    path.write_bytes(("email_hash;note;age:int\r" + "\r".join(rows) + "\r").encode("cp1252"))
+    reader = open_reader(path, FileFormat.CSV, ReaderOptions(encoding="cp1252"))
+    assert (reader.delimiter, reader.headers) == (";", ["email_hash", "note", "age:int"])
+    records = list(reader)
+    assert codes(records) == [
+        (2, "OK"),
+        (3, "OK"),
+        (4, "OK"),
+        (5, "INVALID_CELL"),
+        (6, "OK"),
+        (7, "OK"),
+    ]
+    assert records[0].identifier == EmailIdentifier("h0")
+    assert records[0].user_profile == {"note": "note\n0", "age": 0}
+    assert reader.count_records() == 6
+    stream = reader.iterate()
+    for _ in range(2):
+        last = next(stream)
+    stream.close()
+    resumed = open_reader(path, FileFormat.CSV, ReaderOptions(encoding="cp1252")).iterate(
+        after_line=last.line, at_offset=reader.position
+    )
+    assert list(resumed) == records[2:]
