@@ -12,6 +12,7 @@ import io
 from django.conf import settings
 from django.core.files import File
 from django.shortcuts import get_object_or_404
+from django.utils.http import parse_header_parameters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import UnsupportedMediaType
@@ -27,6 +28,8 @@ from imports.api.serializers import (
 )
 from imports.formats import format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
+from imports.readers import FileError
+from imports.readers.text import resolve_encoding
 from imports.revert import execution_revert, execution_revert_check, execution_revert_preview
 from imports.services import (
     ImportRefused,
@@ -128,6 +131,10 @@ class DocumentImportDetailView(DocumentImportScopedView):
 
 class ExecutionListView(DocumentImportScopedView):
     parser_classes = [RawUploadParser]
+    query_parameters = {
+        "get": frozenset({"limit", "cursor"}),
+        "post": frozenset({"update_strategy", "merge_objects"}),
+    }
 
     @extend_schema(
         operation_id="executions_list",
@@ -152,7 +159,9 @@ class ExecutionListView(DocumentImportScopedView):
         description="The body is the raw file; its Content-Type must be the document import's "
         "(application/x-ndjson, text/csv, application/json or the XLSX type), else 415. "
         "Answers at once with the PENDING execution; poll it for status and counters. "
-        "`update_strategy` and `merge_objects` set the default of lines that name none.",
+        "`update_strategy` and `merge_objects` set the default of lines that name none. "
+        "A `charset` parameter of the Content-Type names the file's encoding (else the "
+        "document import's applies).",
         parameters=[
             OpenApiParameter(
                 "update_strategy",
@@ -173,7 +182,8 @@ class ExecutionListView(DocumentImportScopedView):
         document_import = self.get_document_import(import_id)
         spec = format_spec(format_of_document_mime_type(document_import.mime_type))
         accepted = spec.upload_content_types
-        given = request.content_type.partition(";")[0].strip().lower()
+        media_type, content_parameters = parse_header_parameters(request.content_type)
+        given = media_type.strip().lower()
         if given not in accepted:
             raise UnsupportedMediaType(
                 given, detail=f"this document import takes Content-Type: {accepted[0]}"
@@ -186,6 +196,15 @@ class ExecutionListView(DocumentImportScopedView):
             update_strategy=request.query_params.get("update_strategy"),
             merge_objects=request.query_params.get("merge_objects"),
         )
+        # SPEC §3: an encoding other than the definition's applies when the upload says which.
+        encoding = None
+        if "charset" in content_parameters:
+            try:
+                encoding = resolve_encoding(content_parameters["charset"].strip())
+            except FileError as problem:
+                raise bad_request(
+                    "INVALID_ENCODING", f"Content-Type charset: {problem.message}", field="charset"
+                ) from None
         if declared > settings.IMPORT_MAX_FILE_BYTES:
             # SPEC §4: over the size cap the execution fails (FILE_TOO_LARGE, by execution_start),
             # from the declared length: the body is not read.
@@ -209,6 +228,7 @@ class ExecutionListView(DocumentImportScopedView):
                 api_token=user.token if isinstance(user, TokenUser) else None,
                 default_update_strategy=str(mode.strategy),
                 default_merge_objects=mode.merge_objects,
+                encoding=encoding,
             )
         finally:
             upload.close()  # storage may have moved the temporary file: close() allows that

@@ -83,13 +83,6 @@ def test_json_document_imports_take_no_mapping(api):
     assert found["error_code"] == "COLUMN_MAPPING_NOT_APPLICABLE"
 
 
-@pytest.fixture
-def eager(monkeypatch):
-    from profiles_site.celery import app
-
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
-
-
 def test_a_crm_file_runs_through_the_mapping(
     api, crm_compartment, eager, django_capture_on_commit_callbacks
 ):

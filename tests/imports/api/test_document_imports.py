@@ -8,6 +8,7 @@ import json
 import pytest
 
 from imports.models import DocumentImport, Execution, ExecutionError
+from profiles.models import UserProfile
 from profiles.services import api_token_create
 from tests.profiles.api.client import BASE, ApiClient, data, error
 from tests.profiles.api.test_pagination import HOSTILE_CURSORS
@@ -281,6 +282,38 @@ def test_an_upload_over_the_size_cap_is_a_failed_execution_and_its_body_is_not_r
     assert (stored.file_name, stored.file_size, stored.file.name) == ("crm.ndjson", len(NDJSON), "")
     listed = data(api.get(f"{IMPORTS}/{created['id']}/executions"))
     assert [(item["id"], item["status"]) for item in listed] == [(stored.pk, "FAILED")]
+
+
+def test_an_upload_refuses_a_query_parameter_it_does_not_take(api):
+    """A typo such as `update_stratgy` would otherwise import with the default strategy."""
+    created = create_import(api)
+    path = f"{IMPORTS}/{created['id']}/executions?update_stratgy=FORCE_REPLACE"
+    response = api.client.post(path, data=NDJSON, content_type="application/x-ndjson")
+    found = error(response, 400)
+    assert (found["error_code"], found["field"]) == ("UNKNOWN_PARAMETER", "update_stratgy")
+    assert not Execution.objects.exists()
+    listed = api.get(f"{IMPORTS}/{created['id']}/executions?limt=5")
+    assert error(listed, 400)["error_code"] == "UNKNOWN_PARAMETER"
+
+
+def test_an_upload_in_another_encoding_says_which_in_its_content_type(
+    api, crm_compartment, eager, django_capture_on_commit_callbacks
+):
+    """SPEC §3: an encoding other than the definition's (utf-8) applies when the upload says
+    which: `charset` in its Content-Type."""
+    created = create_import(api, mime_type="TEXT_CSV")
+    latin = "email_hash,city\nh1,Besançon\n".encode("latin-1")
+    path = f"{IMPORTS}/{created['id']}/executions"
+    with django_capture_on_commit_callbacks(execute=True):
+        # generic(): the bytes as they are (post() would re-encode them in the charset).
+        response = api.client.generic("POST", path, latin, "text/csv; charset=latin-1")
+    execution = data(api.get(f"{IMPORTS}/{created['id']}/executions/{data(response)['id']}"))
+    assert execution["status"] == "SUCCEEDED" and execution["counters"]["created"] == 1
+    assert UserProfile.objects.get().properties == {"city": "Besançon"}
+    assert Execution.objects.get().encoding == "iso8859-1"  # the codec latin-1 names
+    found = error(api.client.generic("POST", path, latin, "text/csv; charset=klingon"), 400)
+    assert (found["error_code"], found["field"]) == ("INVALID_ENCODING", "charset")
+    assert Execution.objects.count() == 1
 
 
 def test_upload_defaults_can_be_chosen(api):
