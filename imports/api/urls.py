@@ -15,6 +15,7 @@ ROUTES = [
     (rf"{IMPORT}/executions", views.ExecutionListView, "executions"),
     (EXECUTION, views.ExecutionDetailView, "execution"),
     (rf"{EXECUTION}/errors", views.ExecutionErrorsView, "execution-errors"),
+    (rf"{EXECUTION}/failed_lines", views.ExecutionFailedLinesView, "execution-failed-lines"),
     (rf"{EXECUTION}/cancel", views.ExecutionCancelView, "execution-cancel"),
     (rf"{EXECUTION}/revert", views.ExecutionRevertView, "execution-revert"),
 ]

@@ -11,11 +11,14 @@ import io
 
 from django.conf import settings
 from django.core.files import File
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.http import parse_header_parameters
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from imports.api import schema as import_docs
@@ -26,7 +29,7 @@ from imports.api.serializers import (
     ExecutionSerializer,
     RevertPreviewSerializer,
 )
-from imports.formats import format_of_document_mime_type, format_spec
+from imports.formats import FORMATS, format_of_document_mime_type, format_spec
 from imports.models import DocumentImport, Execution
 from imports.readers import FileError
 from imports.readers.text import resolve_encoding
@@ -37,6 +40,7 @@ from imports.services import (
     document_import_update,
     empty_file_refused,
     execution_cancel,
+    execution_failed_lines,
     execution_start,
 )
 from profiles.api import schema as docs
@@ -260,6 +264,36 @@ class ExecutionErrorsView(DocumentImportScopedView):
             execution.errors.without_raw(), keys=("line", "id"), query_params=request.query_params
         )
         return page_response(ExecutionErrorSerializer(rows, many=True).data, next_cursor)
+
+
+class _AnyAccept(DefaultContentNegotiation):
+    """The failed-lines file is in the execution's format whatever the client accepts: an
+    `Accept: text/csv` must not be 406 for want of a renderer (errors still render as JSON)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ExecutionFailedLinesView(DocumentImportScopedView):
+    content_negotiation_class = _AnyAccept
+
+    @extend_schema(
+        operation_id="execution_failed_lines",
+        summary="The failed-lines file of an execution",
+        description="SPEC §4: the lines the execution refused, in its file's format and "
+        "encoding, each with `_line` and `_error` added (a column in CSV and XLSX, a key in "
+        "NDJSON and JSON), ready to correct and upload again. Streamed; empty of lines when "
+        "none failed.",
+        responses={(200, spec.content_type): OpenApiTypes.BINARY for spec in FORMATS.values()},
+        tags=["document imports"],
+    )
+    def get(self, request, dm, import_id, execution_id):
+        failed_lines = execution_failed_lines(execution=self.get_execution(import_id, execution_id))
+        response = StreamingHttpResponse(
+            failed_lines.chunks, content_type=failed_lines.content_type
+        )
+        response["Content-Disposition"] = f'attachment; filename="{failed_lines.file_name}"'
+        return response
 
 
 class ExecutionCancelView(DocumentImportScopedView):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import http.client
+import io
 import json
 
 import pytest
@@ -481,3 +483,44 @@ def test_the_errors_page_reads_no_source_record(api):
     assert [item["line"] for item in body["data"]] == [1]
     error_queries = [q["sql"] for q in queries if "imports_executionerror" in q["sql"]]
     assert error_queries and not any('."raw"' in sql for sql in error_queries)
+
+
+def test_an_api_client_downloads_the_failed_lines_and_uploads_them_corrected(
+    api, other_api, crm_compartment, eager, django_capture_on_commit_callbacks
+):
+    """SPEC §4: the line errors are downloadable as a file of the failed lines, in the source
+    format with `_line` and `_error` added; corrected, it imports as it is."""
+    created = create_import(api, mime_type="TEXT_CSV")
+    executions = f"{IMPORTS}/{created['id']}/executions"
+    csv_text = "email_hash,age:int,city\nh1,30,Paris\nh2,thirty,Lyon\nh3,41,Nice\nh4,x,Metz\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        first = data(upload(api, created["id"], csv_text.encode(), content_type="text/csv"))
+    response = api.client.get(f"{executions}/{first['id']}/failed_lines", HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert 'filename="upload.failed-lines.csv"' in response["Content-Disposition"]
+    failed = b"".join(response.streaming_content).decode()
+    rows = list(csv.reader(io.StringIO(failed)))
+    assert rows[0] == ["email_hash", "age:int", "city", "_line", "_error"]
+    assert [row[:4] for row in rows[1:]] == [
+        ["h2", "thirty", "Lyon", "3"],
+        ["h4", "x", "Metz", "5"],
+    ]
+    assert "age:int" in rows[1][4]
+    corrected = failed.replace('"thirty"', '"30"').replace('"x"', '"52"')
+    with django_capture_on_commit_callbacks(execute=True):
+        second = data(upload(api, created["id"], corrected.encode(), content_type="text/csv"))
+    polled = data(api.get(f"{executions}/{second['id']}"))
+    assert (polled["status"], polled["counters"]["created"], polled["counters"]["failed"]) == (
+        "SUCCEEDED",
+        2,
+        0,
+    )
+    assert UserProfile.objects.get(properties__city="Metz").properties == {
+        "age": 52,
+        "city": "Metz",
+    }
+    # Another datamart's token, or a missing execution, finds nothing.
+    theirs = other_api.client.get(f"{executions}/{first['id']}/failed_lines")
+    assert error(theirs, 404)["error_code"] == "NOT_FOUND"
+    assert error(api.client.get(f"{executions}/999999/failed_lines"), 404)
