@@ -131,7 +131,9 @@ class IdentifierSerializer(serializers.Serializer):
     user_account_id = serializers.CharField(required=False, help_text="USER_ACCOUNT only.")
     email_hash = serializers.CharField(required=False, help_text="USER_EMAIL only.")
     email = serializers.CharField(
-        required=False, allow_blank=True, help_text="USER_EMAIL only: the clear address, if known."
+        required=False,
+        allow_null=True,
+        help_text="USER_EMAIL only: the clear address, null when not known.",
     )
     user_agent_id = serializers.CharField(
         required=False, help_text="USER_AGENT only, e.g. vec:89998434."
@@ -154,7 +156,7 @@ class UserPointSerializer(serializers.Serializer):
             for account in instance.accounts.all()
         ]
         identifiers += [
-            {"type": "USER_EMAIL", "email_hash": email.email_hash, "email": email.email}
+            {"type": "USER_EMAIL", "email_hash": email.email_hash, "email": email.email or None}
             for email in instance.emails.all()
         ]
         identifiers += [

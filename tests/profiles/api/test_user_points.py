@@ -15,7 +15,7 @@ from profiles.services import (
     profile_upsert,
     user_point_resolve,
 )
-from tests.profiles.api.client import BASE, data, error
+from tests.profiles.api.client import BASE, data, error, profile_path
 
 
 @pytest.fixture
@@ -68,6 +68,12 @@ def test_a_point_renders_its_identifiers_and_profiles(api, point):
         (1, None),
     ]
     assert all(p["$user_point_id"] == str(point.pk) for p in found["profiles"])
+
+
+def test_an_email_identifier_without_its_clear_address_renders_null(api, crm_compartment):
+    api.put(profile_path("email_hash=h9", 1606), {"a": 1})
+    found = data(api.get(f"{BASE}/user_points/email_hash=h9"))
+    assert found["identifiers"] == [{"type": "USER_EMAIL", "email_hash": "h9", "email": None}]
 
 
 def test_a_point_read_makes_five_queries_by_any_selector(api, point):
