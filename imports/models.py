@@ -92,6 +92,10 @@ class Execution(models.Model):
     delimiter = models.CharField(max_length=1, blank=True, help_text="CSV: the delimiter found.")
     default_update_strategy = models.CharField(max_length=16, default="PARTIAL_UPDATE")
     default_merge_objects = models.BooleanField(default=True)
+    empty_cell_is_empty_string = models.BooleanField(
+        default=False,
+        help_text="CSV, XLSX: an empty cell is an empty string, not an absent key (SPEC §3).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -72,6 +72,7 @@ def execution_reader_options(execution: Execution) -> ReaderOptions:
         encoding=execution.encoding or "utf-8",
         delimiter=execution.delimiter or None,
         column_mapping=mapping,
+        empty_cell_is_empty_string=execution.empty_cell_is_empty_string,
     )
 
 

@@ -135,6 +135,7 @@ def execution_start(
     file_format: str | None = None,
     encoding: str | None = None,
     column_mapping: dict | None | Literal["document_import"] = "document_import",
+    empty_cell_is_empty_string: bool = False,
     enqueue: bool = True,
 ) -> Execution:
     """Store the upload and create its PENDING execution, queued for a worker once committed.
@@ -144,6 +145,8 @@ def execution_start(
     `file_format` and `encoding` default to the document import's;
     `column_mapping` is the document import's unless the caller read the file otherwise (the
     admin's upload reads a SPEC §3 file as it is, and a CRM file through the mapping chosen);
+    `empty_cell_is_empty_string` tells a flat file's reader that an empty cell is "" (SPEC §3:
+    absent unless the import is told otherwise);
     `enqueue=False` leaves the run to the caller (the `import_profiles` command runs it in-process).
     """
     fmt = (
@@ -174,6 +177,7 @@ def execution_start(
         api_token=api_token,
         # Flat files only (an admin upload may send JSON through a CSV definition).
         column_mapping=mapping if fmt.is_flat else None,
+        empty_cell_is_empty_string=empty_cell_is_empty_string and fmt.is_flat,
     )
     cap = settings.IMPORT_MAX_FILE_BYTES
     size = _size_of(upload)
@@ -285,6 +289,7 @@ def execution_retry(*, execution: Execution) -> Execution:
         default_update_strategy=execution.default_update_strategy,
         default_merge_objects=execution.default_merge_objects,
         column_mapping=execution.column_mapping,
+        empty_cell_is_empty_string=execution.empty_cell_is_empty_string,
         created_by_id=execution.created_by_id,
         api_token_id=execution.api_token_id,
         retry_of=execution,

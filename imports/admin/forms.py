@@ -109,6 +109,13 @@ class ProfileImportForm(ImportForm):
         help_text="With Update: nested objects are merged key by key and arrays "
         "appended, instead of replaced.",
     )
+    empty_cell_is_empty_string = forms.BooleanField(
+        required=False,
+        initial=False,
+        label="Keep empty cells as \"\"",
+        help_text='CSV, XLSX: an empty cell of a text column sets its key to "" instead of '
+        "leaving the key out of the line.",
+    )
     field_order = [
         "resource",
         "import_file",
@@ -118,6 +125,7 @@ class ProfileImportForm(ImportForm):
         "encoding",
         "update_strategy",
         "merge_objects",
+        "empty_cell_is_empty_string",
     ]
 
     def __init__(self, formats, resources, *, datamart_ids=None, **kwargs):

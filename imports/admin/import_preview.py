@@ -70,6 +70,7 @@ def upload_preview(*, staged: StagedUpload, options: dict[str, Any]) -> tuple[Im
             options=ReaderOptions(
                 encoding=options["encoding"],
                 column_mapping=column_mapping_parse(options.get("column_mapping")),
+                empty_cell_is_empty_string=options.get("empty_cell_is_empty_string", False),
             ),
             default_mode=mode,
             max_lines=settings.IMPORT_PREVIEW_LINES,
@@ -96,6 +97,7 @@ def upload_options_view(options: dict[str, Any]) -> dict[str, Any]:
         "encoding": options["encoding"],
         "update_strategy": options["update_strategy"],
         "merge_objects": options["merge_objects"],
+        "empty_cell_is_empty_string": options.get("empty_cell_is_empty_string", False),
         "column_mapping": mapping_rows(options.get("column_mapping")),
     }
 

@@ -198,6 +198,7 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
             "encoding": data["encoding"],
             "update_strategy": mode.strategy.value,
             "merge_objects": mode.merge_objects,
+            "empty_cell_is_empty_string": data["empty_cell_is_empty_string"],
             "column_mapping": None,
         }
         step = mapping_step_for_upload(
@@ -326,6 +327,7 @@ class ProfileImportExportAdmin(ImportExportMixin, UserProfileAdmin):
                 file_format=file_format.value,
                 encoding=options["encoding"],
                 column_mapping=mapping,  # what the preview read it through, none for SPEC §3
+                empty_cell_is_empty_string=options.get("empty_cell_is_empty_string", False),
             )
         staged_upload_delete(token)
         uploads.pop(token, None)

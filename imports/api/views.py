@@ -137,7 +137,7 @@ class ExecutionListView(DocumentImportScopedView):
     parser_classes = [RawUploadParser]
     query_parameters = {
         "get": frozenset({"limit", "cursor"}),
-        "post": frozenset({"update_strategy", "merge_objects"}),
+        "post": frozenset({"update_strategy", "merge_objects", "empty_cells"}),
     }
 
     @extend_schema(
@@ -176,6 +176,14 @@ class ExecutionListView(DocumentImportScopedView):
             OpenApiParameter(
                 "merge_objects", bool, description="Default merge_objects; true if absent."
             ),
+            OpenApiParameter(
+                "empty_cells",
+                str,
+                enum=["absent", "empty_string"],
+                description="CSV/XLSX: what an empty cell means. `absent` (the default): the "
+                "key is not in the line; `empty_string`: an untyped or `:str` property "
+                'column\'s key holds "" (typed and command columns still read it as absent).',
+            ),
         ],
         request=import_docs.UPLOAD_REQUEST,
         responses={201: ExecutionSerializer},
@@ -200,6 +208,13 @@ class ExecutionListView(DocumentImportScopedView):
             update_strategy=request.query_params.get("update_strategy"),
             merge_objects=request.query_params.get("merge_objects"),
         )
+        empty_cells = request.query_params.get("empty_cells", "absent")
+        if empty_cells not in ("absent", "empty_string"):
+            raise bad_request(
+                "INVALID_PARAMETER",
+                f"empty_cells is absent or empty_string, got {empty_cells[:64]!r}",
+                field="empty_cells",
+            )
         # SPEC §3: an encoding other than the definition's applies when the upload says which.
         encoding = None
         if "charset" in content_parameters:
@@ -233,6 +248,7 @@ class ExecutionListView(DocumentImportScopedView):
                 default_update_strategy=str(mode.strategy),
                 default_merge_objects=mode.merge_objects,
                 encoding=encoding,
+                empty_cell_is_empty_string=empty_cells == "empty_string",
             )
         finally:
             upload.close()  # storage may have moved the temporary file: close() allows that

@@ -152,3 +152,13 @@ def test_a_crm_file_imports_through_a_mapping_file_and_the_next_run_without_one_
     commands.write_bytes(ndjson(account("c9", {"a": 1})))
     with pytest.raises(CommandError, match="COLUMN_MAPPING_NOT_APPLICABLE"):
         _import(commands, "--no-progress", "--mapping", str(mapping))
+
+
+def test_the_command_can_be_told_that_empty_cells_are_empty_strings(datamart, tmp_path):
+    from profiles.models import UserProfile
+
+    path = tmp_path / "crm.csv"
+    path.write_text("email_hash,city\ne1,\n")
+    _import(path, "--no-progress", "--empty-cells-are-empty-strings")
+    assert Execution.objects.get().empty_cell_is_empty_string
+    assert UserProfile.objects.get().properties == {"city": ""}

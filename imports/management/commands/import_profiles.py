@@ -123,6 +123,11 @@ class Command(BaseCommand):
             'API\'s column_mapping: {"Customer ID": "user_account_id", "E-mail": {"to": '
             '"email_hash", "transform": "sha256_email"}, "Notes": null}',
         )
+        parser.add_argument(
+            "--empty-cells-are-empty-strings",
+            action="store_true",
+            help="CSV/XLSX: an empty cell is an empty string, not an absent key (SPEC §3)",
+        )
         parser.add_argument("--no-progress", action="store_true", help="no progress output")
         parser.add_argument(
             "--parallel",
@@ -167,6 +172,7 @@ class Command(BaseCommand):
                     default_merge_objects=merge_objects,
                     file_format=fmt.value,
                     encoding=options["encoding"],
+                    empty_cell_is_empty_string=options["empty_cells_are_empty_strings"],
                     enqueue=False,
                 )
         except ProfileError as problem:

@@ -138,11 +138,14 @@ def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
 def test_a_superuser_of_two_datamarts_imports_into_the_one_chosen(
     transactional_db, live_server, browser, celery_worker, other_datamart, datamart, tmp_path
 ):
-    """The datamart select starts on no datamart: the file goes where the user chose."""
+    """The datamart select starts on no datamart: the file goes where the user chose. The box
+    "Keep empty cells as \"\"" makes Olga's empty city "" rather than no city."""
     ARTIFACTS.mkdir(exist_ok=True)
     get_user_model().objects.create_superuser("root", "root@example.com", "pw-root")
     path = tmp_path / "other.csv"
-    path.write_text("user_account_id,$user_account_id,firstname\no-1,o-1,Otto\no-2,o-2,Olga\n")
+    path.write_text(
+        "user_account_id,$user_account_id,firstname,city\no-1,o-1,Otto,Berlin\no-2,o-2,Olga,\n"
+    )
     page = logged_in_page(browser, live_server, "root")
 
     page.goto(f"{live_server.url}/admin/profiles/userprofile/")
@@ -154,12 +157,14 @@ def test_a_superuser_of_two_datamarts_imports_into_the_one_chosen(
     page.click("#import-form input[type=submit]")  # the browser asks for the datamart first
     assert page.locator("#id_datamart").evaluate("select => select.validity.valueMissing")
     page.select_option("#id_datamart", label="Other (2)")
+    page.check("#id_empty_cell_is_empty_string")
     page.screenshot(path=str(ARTIFACTS / "admin-import-root-form.png"), full_page=True)
     page.click("#import-form input[type=submit]")
 
     page.wait_for_selector("#import-preview")
     assert "into Other (2)" in page.locator("#import-preview p").first.inner_text()
     assert re.search(r"2\s+Creates", page.locator("#preview-counts").inner_text())
+    assert page.locator("#preview-empty-cells").inner_text() == 'empty strings ("") in text columns'
     page.screenshot(path=str(ARTIFACTS / "admin-import-root-preview.png"), full_page=True)
     page.click("#confirm-import input[type=submit]")
     page.wait_for_function(
@@ -170,7 +175,10 @@ def test_a_superuser_of_two_datamarts_imports_into_the_one_chosen(
     assert Execution.objects.get().document_import.datamart == other_datamart
     assert sorted(
         UserProfile.objects.filter(datamart=other_datamart).values_list(
-            "user_account_id", flat=True
+            "user_account_id", "properties"
         )
-    ) == ["o-1", "o-2"]
+    ) == [
+        ("o-1", {"firstname": "Otto", "city": "Berlin"}),
+        ("o-2", {"firstname": "Olga", "city": ""}),
+    ]
     assert not UserProfile.objects.filter(datamart=datamart).exists()

@@ -524,3 +524,28 @@ def test_an_api_client_downloads_the_failed_lines_and_uploads_them_corrected(
     theirs = other_api.client.get(f"{executions}/{first['id']}/failed_lines")
     assert error(theirs, 404)["error_code"] == "NOT_FOUND"
     assert error(api.client.get(f"{executions}/999999/failed_lines"), 404)
+
+
+def test_an_upload_can_be_told_that_empty_cells_are_empty_strings(
+    api, crm_compartment, eager, django_capture_on_commit_callbacks
+):
+    """SPEC §3: an empty cell means the key is absent, unless the import is told otherwise:
+    `?empty_cells=empty_string` (untyped and `:str` columns; a typed one stays absent)."""
+    created = create_import(api, mime_type="TEXT_CSV")
+    executions = f"{IMPORTS}/{created['id']}/executions"
+    body = b"email_hash,city,note:str,age:int\ne1,,,\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        told = api.client.post(
+            f"{executions}?empty_cells=empty_string", data=body, content_type="text/csv"
+        )
+    assert data(api.get(f"{executions}/{data(told)['id']}"))["status"] == "SUCCEEDED"
+    assert UserProfile.objects.get().properties == {"city": "", "note": ""}
+    # Not told: the same line's empty cells are absent keys, so it changes nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        default = upload(api, created["id"], body, content_type="text/csv")
+    assert data(api.get(f"{executions}/{data(default)['id']}"))["counters"]["unchanged"] == 1
+    assert UserProfile.objects.get().properties == {"city": "", "note": ""}
+    found = error(
+        api.client.post(f"{executions}?empty_cells=blank", data=body, content_type="text/csv"), 400
+    )
+    assert (found["error_code"], found["field"]) == ("INVALID_PARAMETER", "empty_cells")
