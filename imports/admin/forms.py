@@ -112,7 +112,7 @@ class ProfileImportForm(ImportForm):
     empty_cell_is_empty_string = forms.BooleanField(
         required=False,
         initial=False,
-        label="Keep empty cells as \"\"",
+        label='Keep empty cells as ""',
         help_text='CSV, XLSX: an empty cell of a text column sets its key to "" instead of '
         "leaving the key out of the line.",
     )
