@@ -218,6 +218,26 @@ def _peak_rss_mb() -> float:
     return hwm or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _backend_cpu():
+    """A function reading the CPU seconds this process's PostgreSQL backend has used so far
+    (from /proc: a server on this machine), or None (SQLite, a remote server)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        stat = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+    if not stat.exists():
+        return None
+
+    def used() -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return used
+
+
 def child_pipeline(args: argparse.Namespace) -> dict:
     import tracemalloc
 
@@ -244,11 +264,14 @@ def child_pipeline(args: argparse.Namespace) -> dict:
             enqueue=False,
         )
     rss_before = _peak_rss_mb()
+    backend_cpu = _backend_cpu()
+    backend_before = backend_cpu() if backend_cpu else 0.0
     if args.trace:
         tracemalloc.start()
     started = time.perf_counter()
     execution_run(execution_id=execution.pk, record_history=not args.no_history)
     seconds = time.perf_counter() - started
+    backend_seconds = backend_cpu() - backend_before if backend_cpu else None
     trace_peak = tracemalloc.get_traced_memory()[1] / 2**20 if args.trace else None
     execution = Execution.objects.get(pk=execution.pk)
     return {
@@ -259,6 +282,7 @@ def child_pipeline(args: argparse.Namespace) -> dict:
         "rss_before_mb": rss_before,
         "peak_rss_mb": _peak_rss_mb(),
         "tracemalloc_peak_mb": trace_peak,
+        "postgres_cpu_seconds": backend_seconds,
     }
 
 
@@ -427,6 +451,8 @@ def child_copy_merge(args: argparse.Namespace) -> dict:
         cursor.execute("CREATE INDEX ON bench_merge USING gin (properties jsonb_path_ops)")
         cursor.execute("ANALYZE bench_merge")
     raw.commit()
+    backend_cpu = _backend_cpu()
+    backend_before = backend_cpu() if backend_cpu else 0.0
     started = time.perf_counter()
     with raw.cursor() as cursor:
         cursor.execute(staging.format("bench_staging"))
@@ -442,10 +468,17 @@ def child_copy_merge(args: argparse.Namespace) -> dict:
         )
     raw.commit()
     seconds = time.perf_counter() - started
+    backend_seconds = backend_cpu() - backend_before if backend_cpu else None
     with raw.cursor() as cursor:
         cursor.execute("DROP TABLE bench_merge")
     raw.commit()
-    return {"seconds": seconds, "lines": lines, "status": "ok", "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "seconds": seconds,
+        "lines": lines,
+        "status": "ok",
+        "peak_rss_mb": _peak_rss_mb(),
+        "postgres_cpu_seconds": backend_seconds,
+    }
 
 
 def _proc_hwm_mb(pid: int) -> float:
@@ -837,6 +870,11 @@ def main() -> None:
             f"{_rate(result):>9.0f} lines/s  peak RSS {result['peak_rss_mb']:6.0f} MB"
             + (f"  tracemalloc peak {trace:.1f} MB" if trace is not None else "")
             + (f"  CPU {result['cpu_seconds']:.1f} s" if "cpu_seconds" in result else "")
+            + (
+                f"  PostgreSQL CPU {result['postgres_cpu_seconds']:.1f} s"
+                if result.get("postgres_cpu_seconds") is not None
+                else ""
+            )
             + (f"  [{result['status']}]" if result["status"] not in ("ok", "SUCCEEDED") else "")
         )
         if "counters" in result:
@@ -858,6 +896,11 @@ def main() -> None:
                 f"{'PostgreSQL COPY + merge, ' + name:48} {result['lines']:>9} lines "
                 f"{result['seconds']:8.1f} s {_rate(result):>9.0f} lines/s  "
                 f"peak RSS {result['peak_rss_mb']:6.0f} MB"
+                + (
+                    f"  PostgreSQL CPU {result['postgres_cpu_seconds']:.1f} s"
+                    if result.get("postgres_cpu_seconds") is not None
+                    else ""
+                )
             )
 
     with_history = [
@@ -890,6 +933,29 @@ def main() -> None:
             f"changed re-import (median of {len(changed)}): {median:.0f} lines/s; "
             f"/ COPY + merge of the same lines: {median / merged:.2f}"
         )
+    # What the database alone does for the pipeline bounds the ratio, however fast the worker:
+    # points, identifiers, history rows, their indexes and foreign keys, which the COPY + merge
+    # table has none of.
+    for label, baseline in (
+        ("pipeline NDJSON", "COPY + merge mixed"),
+        ("pipeline changed re-import", "COPY + merge changed"),
+    ):
+        database = [
+            r["postgres_cpu_seconds"] / r["lines"]
+            for name, r in results.items()
+            if name.startswith(label)
+            and "history" not in name
+            and "trace" not in name
+            and r.get("postgres_cpu_seconds")
+        ]
+        if database and baseline in results:
+            per_line = statistics.median(database)
+            whole = results[baseline]["seconds"] / results[baseline]["lines"]
+            print(
+                f"{label}: PostgreSQL CPU {per_line * 1e6:.0f} µs a line, "
+                f"{baseline} {whole * 1e6:.0f} µs a line in all: with no time in the worker "
+                f"the ratio would be at most {whole / per_line:.2f}"
+            )
     for name in ("import_profiles --parallel", "Celery worker NDJSON, IMPORT_PARALLELISM="):
         by_parts = {
             parts: [
