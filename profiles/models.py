@@ -93,7 +93,11 @@ class UserPoint(models.Model):
 class UserAccount(models.Model):
     datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
     user_point = models.ForeignKey(UserPoint, on_delete=models.CASCADE, related_name="accounts")
-    compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="accounts")
+    # No index of its own: account_unique_in_compartment starts with it. Every index is one more
+    # entry to write for each account an import creates.
+    compartment = models.ForeignKey(
+        Compartment, on_delete=models.PROTECT, related_name="accounts", db_index=False
+    )
     user_account_id = models.CharField(max_length=255)
 
     class Meta:
@@ -109,7 +113,10 @@ class UserAccount(models.Model):
 
 
 class UserEmail(models.Model):
-    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    # Indexed by email_hash_unique_in_datamart, which starts with it.
+    datamart = models.ForeignKey(
+        Datamart, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     user_point = models.ForeignKey(UserPoint, on_delete=models.CASCADE, related_name="emails")
     email_hash = models.CharField(max_length=255)
     email = models.EmailField(max_length=320, blank=True, default="")
@@ -126,7 +133,10 @@ class UserEmail(models.Model):
 
 
 class UserAgent(models.Model):
-    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    # Indexed by user_agent_unique_in_datamart, which starts with it.
+    datamart = models.ForeignKey(
+        Datamart, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     user_point = models.ForeignKey(UserPoint, on_delete=models.CASCADE, related_name="agents")
     user_agent_id = models.CharField(max_length=255)
 
@@ -142,7 +152,11 @@ class UserAgent(models.Model):
 
 
 class UserProfile(models.Model):
-    datamart = models.ForeignKey(Datamart, on_delete=models.CASCADE, related_name="+")
+    # Indexed by the (datamart, compartment, account) and (datamart, last modified) indexes,
+    # which start with it: a changed profile writes a new entry in every index it has.
+    datamart = models.ForeignKey(
+        Datamart, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     user_point = models.ForeignKey(UserPoint, on_delete=models.CASCADE, related_name="profiles")
     compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="profiles")
     user_account_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL: anonymous, unlike any account id)
