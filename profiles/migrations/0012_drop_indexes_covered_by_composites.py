@@ -5,30 +5,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('profiles', '0011_sql_merge_functions'),
+        ("profiles", "0011_sql_merge_functions"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='useraccount',
-            name='compartment',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='accounts', to='profiles.compartment'),
+            model_name="useraccount",
+            name="compartment",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="accounts",
+                to="profiles.compartment",
+            ),
         ),
         migrations.AlterField(
-            model_name='useragent',
-            name='datamart',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='profiles.datamart'),
+            model_name="useragent",
+            name="datamart",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="profiles.datamart",
+            ),
         ),
         migrations.AlterField(
-            model_name='useremail',
-            name='datamart',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='profiles.datamart'),
+            model_name="useremail",
+            name="datamart",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="profiles.datamart",
+            ),
         ),
         migrations.AlterField(
-            model_name='userprofile',
-            name='datamart',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='profiles.datamart'),
+            model_name="userprofile",
+            name="datamart",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="profiles.datamart",
+            ),
         ),
     ]
