@@ -59,10 +59,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if rate_limit.rate is None:
             read = cache.get_many(keys)
         else:
-            key = rate_limit.cache_format % {
-                "scope": rate_limit.scope,
-                "ident": token_ident(api_token_digest(raw_token)),
-            }
+            key = rate_limit.key_of(token_ident(api_token_digest(raw_token)))
             counter, period = rate_limit.counter(key)
             read, count = read_and_count(keys, counter=counter, period=period)
             if count is not None:

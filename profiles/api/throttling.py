@@ -66,6 +66,10 @@ class ApiTokenRateThrottle(SimpleRateThrottle):
             ident = f"user:{user.pk}"
         else:
             return None
+        return self.key_of(ident)
+
+    def key_of(self, ident: str) -> str:
+        """The cache key of the requests counted as `ident` (before its window)."""
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
     def counter(self, key: str) -> tuple[str, int]:
