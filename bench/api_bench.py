@@ -14,7 +14,9 @@ clients for --seconds against each target in turn, --rounds times alternating:
   user_account_id=A` for a random account A, with the token (authentication, rate limit, the
   profile query, serialization);
 - `GET /bench/constant`, a DRF view of the same renderer returning a constant (no
-  authentication, no database): what the framework and the server cost alone.
+  authentication, no database): what the framework and the server cost alone;
+- `GET /bench/round_trips`, a plain view making the read's two round trips and nothing else
+  (the rate limit's Redis count, a prepared `SELECT 1`): the most any token read can reach.
 
 Prints req/s, p50 and p99 of each, and the profile read's share of the constant view's req/s.
 Targets: p99 ≤ 20 ms, share ≥ 0.6.
@@ -125,6 +127,9 @@ def main() -> None:
     def constant(client: int):
         return ("GET", "/bench/constant", None, {})
 
+    def round_trips(client: int):
+        return ("GET", "/bench/round_trips", None, {})
+
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "api_bench_settings",
@@ -133,7 +138,11 @@ def main() -> None:
         "API_RATE_LIMIT": "100000000/minute",  # measured, never reached
         "LOG_LEVEL": "WARNING",
     }
-    targets = {"profile read by selector": profile_read, "bare DRF view (constant)": constant}
+    targets = {
+        "profile read by selector": profile_read,
+        "bare DRF view (constant)": constant,
+        "the read's two round trips alone": round_trips,
+    }
     totals = {name: LoadResult() for name in targets}
     cpu = {name: dict.fromkeys(cpu_seconds(), 0.0) for name in targets}
     with tempfile.TemporaryDirectory() as folder:
@@ -179,11 +188,15 @@ def main() -> None:
         print(
             f"| {name} | " + " | ".join(cells) + f" | {sum(used.values()) / requests * 1000:.2f} |"
         )
-    read, bare = totals.values()
-    ratio = read.per_second / bare.per_second if bare.per_second else 0.0
+    read, bare, round_trips_only = totals.values()
+
+    def share(result: LoadResult) -> float:
+        return result.per_second / bare.per_second if bare.per_second else 0.0
+
     print(
-        f"\nprofile read / bare view: {ratio:.2f}× "
-        f"(target ≥ 0.6×); profile read p99 {read.percentile(0.99):.1f} ms (target ≤ 20 ms)"
+        f"\nprofile read / bare view: {share(read):.2f}× "
+        f"(target ≥ 0.6×); profile read p99 {read.percentile(0.99):.1f} ms (target ≤ 20 ms); "
+        f"the two round trips alone / bare view: {share(round_trips_only):.2f}×"
     )
 
 

@@ -36,8 +36,29 @@ class TokenUser:
         return f"API token {self.token}"
 
 
+_NOT_YET = object()
+
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
+        """The token's (user, token); None without an Authorization header.
+
+        Its outcome, an error included, is kept on Django's request: a request the profile
+        route passed on to its DRF view is authenticated, counted and recorded once.
+        """
+        django_request = getattr(request, "_request", request)
+        outcome = getattr(django_request, "token_authentication", _NOT_YET)
+        if outcome is _NOT_YET:
+            try:
+                outcome = self.authenticate_once(django_request)
+            except exceptions.APIException as error:
+                outcome = error
+            django_request.token_authentication = outcome
+        if isinstance(outcome, exceptions.APIException):
+            raise outcome
+        return outcome
+
+    def authenticate_once(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "").strip()
         if not header:
             return None

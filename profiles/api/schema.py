@@ -194,11 +194,12 @@ ERROR_DESCRIPTIONS = {
 
 
 def drop_duplicate_routes(endpoints):
-    """Each route is also reachable with a trailing slash: document it once, without."""
+    """Each route answers with or without a trailing slash (its pattern ends in `/?$`, which
+    the generator reads as a slash): document it without."""
     return [
-        (path, path_regex, method, callback)
+        (path.removesuffix("/"), path_regex, method, callback)
         for path, path_regex, method, callback in endpoints
-        if not path.endswith("/")
+        if path_regex.endswith("/?$") or not path.endswith("/")
     ]
 
 

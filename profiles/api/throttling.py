@@ -83,16 +83,28 @@ class ApiTokenRateThrottle(SimpleRateThrottle):
     def allow_request(self, request, view):
         if self.rate is None:
             return True
-        self.key = self.get_cache_key(request, view)
-        if self.key is None:
-            return True
-        counter, period = self.counter(self.key)
-        # The authentication may have counted this request already (`read_and_count`).
-        counted = getattr(request, "counted_request", None)
+        key = self.get_cache_key(request, view)
+        return key is None or self.key_allowed(request, key)
+
+    def token_allowed(self, request, *, token: ApiToken) -> bool:
+        """`allow_request` for a token's request answered outside DRF (the profile route)."""
+        return self.rate is None or self.key_allowed(
+            request, self.key_of(token_ident(token.digest))
+        )
+
+    def key_allowed(self, request, key: str) -> bool:
+        """Whether the request, counted under `key`, is within the rate."""
+        self.key = key
+        counter, period = self.counter(key)
+        # The request may be counted already: by the authentication (`read_and_count`), or
+        # here, by the profile route before it passed the request on to DRF.
+        django_request = getattr(request, "_request", request)
+        counted = getattr(django_request, "counted_request", None)
         if counted is not None and counted[0] == counter:
             count = counted[1]
         else:
             count = window_count(counter, period=period)
+            django_request.counted_request = (counter, count)
         return count <= self.num_requests
 
     def wait(self):

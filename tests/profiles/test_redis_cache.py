@@ -49,3 +49,29 @@ def test_the_rate_limit_window_counts_in_one_redis_key(redis_cache, monkeypatch)
     assert [window_count("w", period=5) for _ in range(3)] == [1, 2, 3]
     ttl = redis_cache._cache.get_client("w").ttl(redis_cache.make_and_validate_key("w"))
     assert 0 < ttl <= 5
+
+
+def test_the_round_trip_survives_redis_closing_its_connection(redis_cache):
+    """A Redis restart closes the kept connection: the next round trip opens another one."""
+    import redis
+
+    assert redis_cache.get_many_and_incr([], counter="n", timeout=30)[1] == 1
+    kept = redis_cache._cache._kept.connection
+    kept.send_command("CLIENT", "ID")
+    other = redis.Redis.from_url(REDIS_URL)
+    assert other.client_kill_filter(_id=kept.read_response()) == 1
+    assert redis_cache.get_many_and_incr([], counter="n", timeout=30)[1] == 2
+    assert redis_cache._cache._kept.connection is not kept
+
+
+def test_a_failed_round_trip_leaves_no_reply_behind(redis_cache):
+    """A command that fails (INCR of a text) drops the connection with its unread replies: the
+    next round trip reads its own."""
+    import redis
+
+    redis_cache.set("token", {"datamart": 1}, 30)
+    redis.Redis.from_url(REDIS_URL).set(redis_cache.make_and_validate_key("text"), "abc")
+    with pytest.raises(redis.ResponseError):
+        redis_cache.get_many_and_incr(["token"], counter="text", timeout=30)
+    read, count = redis_cache.get_many_and_incr(["token"], counter="n", timeout=30)
+    assert (read, count) == ({"token": {"datamart": 1}}, 1)
