@@ -19,6 +19,24 @@ def epoch_ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
 
 
+def profile_client_object(
+    *,
+    compartment_id: int,
+    user_account_id: str | None,
+    creation_ts: datetime,
+    last_modified_ts: datetime,
+    properties: dict,
+) -> dict:
+    """The profile object of SPEC §1: system `$` keys first, then the custom properties."""
+    return {
+        "$compartment_id": compartment_id,
+        "$user_account_id": user_account_id,
+        "$creation_ts": epoch_ms(creation_ts),
+        "$last_modified_ts": epoch_ms(last_modified_ts),
+        **properties,
+    }
+
+
 class PropertiesField(models.JSONField):
     """Custom properties as stored: read back with `PropertiesDecoder` (an integer past 64 bits
     is a float that jsonb printed without its exponent). Forms parse input as plain JSON, so
@@ -197,14 +215,13 @@ class UserProfile(models.Model):
         return f"{self.compartment.compartment_id}/{account}"
 
     def as_client_object(self) -> dict:
-        """The profile object of SPEC §1: system `$` keys first, then the custom properties."""
-        return {
-            "$compartment_id": self.compartment.compartment_id,
-            "$user_account_id": self.user_account_id,
-            "$creation_ts": epoch_ms(self.creation_ts),
-            "$last_modified_ts": epoch_ms(self.last_modified_ts),
-            **self.properties,
-        }
+        return profile_client_object(
+            compartment_id=self.compartment.compartment_id,
+            user_account_id=self.user_account_id,
+            creation_ts=self.creation_ts,
+            last_modified_ts=self.last_modified_ts,
+            properties=self.properties,
+        )
 
 
 class ApiToken(models.Model):

@@ -92,7 +92,7 @@ def compartment_find(*, datamart: Datamart, compartment_id: int) -> Compartment 
 def _selected_points(*, datamart: Datamart, selector: UserPointSelector) -> QuerySet[UserPoint]:
     """The point the selector names (none for an account in a compartment that does not
     exist), in one query: its id is a subquery on the identifier's table (profile_read)."""
-    sql, params = selected_point_ids(datamart=datamart, selector=selector)
+    sql, params = selected_point_ids(datamart_id=datamart.id, selector=selector)
     return UserPoint.objects.filter(datamart=datamart, id__in=RawSQL(sql, params))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 from django.core.cache.backends import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -29,20 +30,43 @@ class RedisCacheClient(redis.RedisCacheClient):
         self._kept = threading.local()
 
     def exchange(self, commands: list[tuple]) -> list:
-        """Each command's reply, the commands sent at once on this thread's kept connection to
-        the write server. A connection that fails (a Redis restart closed it) is replaced and
-        the commands sent once more: a counter may then count one request twice, never none."""
+        """Each command's reply: `send`, then read."""
+        return self.send(commands)()
+
+    def send(self, commands: list[tuple], *, retry: bool = True) -> Callable[[], list]:
+        """Send the commands at once on this thread's kept connection to the write server; the
+        function returned reads their replies. Between the two the caller may wait on something
+        else (the profile route's query): Redis answers meanwhile.
+
+        A connection that fails (a Redis restart closed it) is replaced and the commands sent
+        once more: a counter may then count one request twice, never none. A connection whose
+        replies were never read (the caller failed in between) is not used again.
+        """
         connection = self._kept_connection()
         packed = connection.pack_commands(commands)
         try:
-            return self._exchange_on(connection, packed, replies=len(commands))
+            self._using(connection, connection.send_packed_command, packed, check_health=False)
         except RedisConnectionError:
-            return self._exchange_on(self._kept_connection(), packed, replies=len(commands))
+            if not retry:
+                raise
+            return self.send(commands, retry=False)
+        self._kept.unread = connection
 
-    def _exchange_on(self, connection, packed: list[bytes], *, replies: int) -> list:
+        def replies() -> list:
+            try:
+                read = [self._using(connection, connection.read_response) for _ in commands]
+            except RedisConnectionError:
+                if not retry:
+                    raise
+                return self.send(commands, retry=False)()
+            self._kept.unread = None
+            return read
+
+        return replies
+
+    def _using(self, connection, call, *args, **kwargs):
         try:
-            connection.send_packed_command(packed, check_health=False)
-            return [connection.read_response() for _ in range(replies)]
+            return call(*args, **kwargs)
         except BaseException:  # the connection's state is unknown: never reuse it
             connection.disconnect()
             self._kept.connection = None
@@ -50,10 +74,14 @@ class RedisCacheClient(redis.RedisCacheClient):
 
     def _kept_connection(self):
         connection = getattr(self._kept, "connection", None)
+        if connection is not None and getattr(self._kept, "unread", None) is connection:
+            connection.disconnect()  # replies of its last commands are still in it
+            connection = None
         if connection is None or self._kept.pid != os.getpid():  # none yet, or a forked copy
             pool = self._get_connection_pool(True)
             connection = self._kept.connection = pool.make_connection()
             self._kept.pid = os.getpid()
+            self._kept.unread = None
         return connection
 
     def get_client(self, key=None, *, write=False):
@@ -74,15 +102,26 @@ class RedisCache(redis.RedisCache):
     ) -> tuple[dict[str, object], int]:
         """`get_many(keys)`, and the count under `counter` plus one (a new counter lives
         `timeout` seconds), in one round trip: MGET, INCR and EXPIRE NX sent at once."""
+        return self.send_get_many_and_incr(keys, counter=counter, timeout=timeout)()
+
+    def send_get_many_and_incr(
+        self, keys: list[str], *, counter: str, timeout: int
+    ) -> Callable[[], tuple[dict[str, object], int]]:
+        """`get_many_and_incr`'s commands, sent now; the function returned reads the answer."""
         full_keys = {self.make_and_validate_key(key): key for key in keys}
         full_counter = self.make_and_validate_key(counter)
         commands = [("MGET", *full_keys)] if full_keys else []
         commands += [("INCR", full_counter), ("EXPIRE", full_counter, timeout, "NX")]
-        *values, count, _ = self._cache.exchange(commands)
+        replies = self._cache.send(commands)
         loads = self._cache._serializer.loads
-        read = {
-            key: loads(value)
-            for key, value in zip(full_keys.values(), values[0] if values else [], strict=True)
-            if value is not None
-        }
-        return read, int(count)
+
+        def answer() -> tuple[dict[str, object], int]:
+            *values, count, _ = replies()
+            read = {
+                key: loads(value)
+                for key, value in zip(full_keys.values(), values[0] if values else [], strict=True)
+                if value is not None
+            }
+            return read, int(count)
+
+        return answer

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
 from profiles.api.auth_failures import FailedAuthenticationThrottle
-from profiles.api.throttling import ApiTokenRateThrottle, read_and_count, token_ident
+from profiles.api.throttling import ApiTokenRateThrottle, send_read_and_count, token_ident
 from profiles.models import ApiToken
 from profiles.services import api_token_authenticate, api_token_cache_key, api_token_digest
 
@@ -39,60 +42,88 @@ class TokenUser:
 _NOT_YET = object()
 
 
+class _Authentication:
+    """A request's authentication, finished once: its (user, token), None, or its error."""
+
+    def __init__(self, finish: Callable[[], tuple[TokenUser, ApiToken] | None]) -> None:
+        self._finish = finish
+        self._outcome = _NOT_YET
+
+    def __call__(self) -> tuple[TokenUser, ApiToken] | None:
+        if self._outcome is _NOT_YET:
+            try:
+                self._outcome = self._finish()
+            except exceptions.APIException as error:
+                self._outcome = error
+        if isinstance(self._outcome, exceptions.APIException):
+            raise self._outcome
+        return self._outcome
+
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
-        """The token's (user, token); None without an Authorization header.
+        return self.begin(request)()
 
-        Its outcome, an error included, is kept on Django's request: a request the profile
-        route passed on to its DRF view is authenticated, counted and recorded once.
+    def begin(self, request) -> _Authentication:
+        """Start authenticating the request: its round trip to the cache is sent, and calling
+        what is returned reads the answer and gives `authenticate`'s (user, token), None
+        without an Authorization header, or raises its error. In between, the profile route
+        runs its query while the cache answers.
+
+        It is kept on Django's request, its outcome included: a request the profile route
+        passed on to its DRF view is authenticated, counted and recorded once.
         """
         django_request = getattr(request, "_request", request)
-        outcome = getattr(django_request, "token_authentication", _NOT_YET)
-        if outcome is _NOT_YET:
-            try:
-                outcome = self.authenticate_once(django_request)
-            except exceptions.APIException as error:
-                outcome = error
-            django_request.token_authentication = outcome
-        if isinstance(outcome, exceptions.APIException):
-            raise outcome
-        return outcome
+        started = getattr(django_request, "token_authentication", None)
+        if started is None:
+            started = _Authentication(self.send_checks(django_request))
+            django_request.token_authentication = started
+        return started
 
-    def authenticate_once(self, request):
+    def send_checks(self, request) -> Callable[[], tuple[TokenUser, ApiToken] | None]:
         header = request.META.get("HTTP_AUTHORIZATION", "").strip()
         if not header:
-            return None
+            return lambda: None
         failures = FailedAuthenticationThrottle()
         scheme, _, rest = header.partition(" ")
         raw_token = rest.strip() if scheme.lower() in {"bearer", "token"} else header
         if not raw_token or " " in raw_token or not raw_token.isprintable():
-            self.refuse_if_blocked(request, failures)
-            failures.failure_record()
-            raise exceptions.AuthenticationFailed(
-                "malformed Authorization header: send `Authorization: <token>` or "
-                "`Authorization: Bearer <token>`",
-                code="MALFORMED_AUTHORIZATION",
-            )
+            return functools.partial(self.refuse_malformed, request, failures)
         # The address's failures, the token's cached copy and (on Redis) the request counted
         # for the token's rate limit, in one round trip to the cache.
         keys = [failures.address_key(request), api_token_cache_key(raw_token=raw_token)]
         rate_limit = ApiTokenRateThrottle()
         if rate_limit.rate is None:
-            read = cache.get_many(keys)
+            counter, read = None, cache.get_many(keys)
+            answer = lambda: (read, None)  # noqa: E731
         else:
             key = rate_limit.key_of(token_ident(api_token_digest(raw_token)))
             counter, period = rate_limit.counter(key)
-            read, count = read_and_count(keys, counter=counter, period=period)
+            answer = send_read_and_count(keys, counter=counter, period=period)
+
+        def finish() -> tuple[TokenUser, ApiToken]:
+            read, count = answer()
             if count is not None:
                 request.counted_request = (counter, count)
-        self.refuse_if_blocked(request, failures, read=read)
-        token = api_token_authenticate(raw_token=raw_token, read=read)
-        if token is None:
-            failures.failure_record()
-            raise exceptions.AuthenticationFailed(
-                "unknown or revoked API token", code="INVALID_TOKEN"
-            )
-        return (TokenUser(token), token)
+            self.refuse_if_blocked(request, failures, read=read)
+            token = api_token_authenticate(raw_token=raw_token, read=read)
+            if token is None:
+                failures.failure_record()
+                raise exceptions.AuthenticationFailed(
+                    "unknown or revoked API token", code="INVALID_TOKEN"
+                )
+            return (TokenUser(token), token)
+
+        return finish
+
+    def refuse_malformed(self, request, failures) -> None:
+        self.refuse_if_blocked(request, failures)
+        failures.failure_record()
+        raise exceptions.AuthenticationFailed(
+            "malformed Authorization header: send `Authorization: <token>` or "
+            "`Authorization: Bearer <token>`",
+            code="MALFORMED_AUTHORIZATION",
+        )
 
     @staticmethod
     def refuse_if_blocked(request, failures, *, read: dict | None = None) -> None:

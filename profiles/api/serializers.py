@@ -6,6 +6,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from profiles.models import ProfileChange, UserPoint, UserProfile, epoch_ms
+from profiles.profile_read import ProfileRead
 from profiles.validation import MAX_COMPARTMENT_ID
 
 # --- strict input -------------------------------------------------------------------------
@@ -119,8 +120,13 @@ class ProfileObjectSerializer(serializers.Serializer):
     Its schema is written by hand (profiles.api.schema): the custom properties are free.
     """
 
-    def to_representation(self, instance: UserProfile) -> dict:
-        return {**instance.as_client_object(), "$user_point_id": str(instance.user_point_id)}
+    def to_representation(self, instance: UserProfile | ProfileRead) -> dict:
+        return profile_object(instance)
+
+
+def profile_object(profile: UserProfile | ProfileRead) -> dict:
+    """The API's profile object: SPEC §1's, then the id of the profile's user point."""
+    return {**profile.as_client_object(), "$user_point_id": str(profile.user_point_id)}
 
 
 class IdentifierSerializer(serializers.Serializer):

@@ -12,6 +12,7 @@ window's first.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from django.core.cache import caches
 from rest_framework.settings import api_settings
@@ -24,10 +25,19 @@ from profiles_site.cache import RedisCache
 def read_and_count(keys: list[str], *, counter: str, period: int) -> tuple[dict, int | None]:
     """The cache's values of `keys`, and on Redis one more request counted under `counter` in
     the same round trip (its new count); None for the count on other caches."""
+    return send_read_and_count(keys, counter=counter, period=period)()
+
+
+def send_read_and_count(
+    keys: list[str], *, counter: str, period: int
+) -> Callable[[], tuple[dict, int | None]]:
+    """`read_and_count`, its round trip sent now on Redis; the function returned reads the
+    answer. Other caches answer at once."""
     cache = caches["default"]
     if isinstance(cache, RedisCache):
-        return cache.get_many_and_incr(keys, counter=counter, timeout=period)
-    return cache.get_many(keys), None
+        return cache.send_get_many_and_incr(keys, counter=counter, timeout=period)
+    read = cache.get_many(keys)
+    return lambda: (read, None)
 
 
 def token_ident(digest: str) -> str:

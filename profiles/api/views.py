@@ -342,7 +342,7 @@ class ProfileView(DatamartView):
     def get(self, request, dm, selector, compartment_id, user_account_id=None):
         compartment, account = self.address(compartment_id, user_account_id)
         profile = profile_get(
-            datamart=self.datamart,
+            datamart_id=self.datamart.id,
             selector=parse_selector(selector),
             compartment_id=compartment,
             user_account_id=account,

@@ -105,7 +105,7 @@ def test_the_hand_written_read_finds_the_profile_the_orm_finds(
             for compartment_id, account in ADDRESSES:
                 address = {"compartment_id": compartment_id, "user_account_id": account}
                 expected = orm_profile(datamart=datamart, selector=selector, **address)
-                found = profile_get(datamart=datamart, selector=selector, **address)
+                found = profile_get(datamart_id=datamart.id, selector=selector, **address)
                 if expected is None:
                     assert found is None, (selector, address)
                     continue
@@ -131,7 +131,7 @@ def test_the_profile_read_is_prepared_once_and_then_planned_no_more(datamart, cr
         )
     for number in range(8):
         found = profile_get(
-            datamart=datamart,
+            datamart_id=datamart.id,
             selector=AccountIdentifier(f"p{number}", 1606),
             compartment_id=1606,
             user_account_id=f"p{number}",
@@ -144,3 +144,24 @@ def test_the_profile_read_is_prepared_once_and_then_planned_no_more(datamart, cr
         )
         (runs, generic), *others = cursor.fetchall()
     assert not others and runs == 8 and generic >= 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_cursor_follows_a_new_connection(datamart, crm_compartment):
+    """The read's cursor is kept with its connection: once Django reconnects (CONN_MAX_AGE, a
+    failover), the read prepares again on the new connection."""
+    profile_object_upsert(
+        datamart=datamart,
+        selector=AccountIdentifier("p", 1606),
+        compartment_id=1606,
+        user_account_id="p",
+        user_profile={"n": 1},
+        mode=MergeMode(Strategy.PARTIAL_UPDATE),
+    )
+    address = {"compartment_id": 1606, "user_account_id": "p"}
+    selector = AccountIdentifier("p", 1606)
+    assert profile_get(datamart_id=datamart.id, selector=selector, **address).properties == {"n": 1}
+    connection.close()
+    found = profile_get(datamart_id=datamart.id, selector=selector, **address)
+    assert found.properties == {"n": 1} and found.compartment_id == 1606

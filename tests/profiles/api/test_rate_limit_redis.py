@@ -41,13 +41,13 @@ def test_a_token_request_reads_the_token_and_counts_it_in_one_round_trip(
     import profiles.api.throttling as throttling
 
     round_trips = []
-    real = RedisCache.get_many_and_incr
+    real = RedisCache.send_get_many_and_incr
 
     def counted(self, keys, **kwargs):
         round_trips.append(len(keys))
         return real(self, keys, **kwargs)
 
-    monkeypatch.setattr(RedisCache, "get_many_and_incr", counted)
+    monkeypatch.setattr(RedisCache, "send_get_many_and_incr", counted)
     monkeypatch.setattr(throttling, "window_count", None)  # a second round trip would fail
     statuses = [api.get("/api/v1/datamarts/1/compartments").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
