@@ -53,12 +53,15 @@ COMPARTMENT = 1606
 TAG = "apibench"
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU time used so far by the processes of each kind on this machine, from /proc: the web
-    server (gunicorn), PostgreSQL, Redis and the load clients (this process). Other jobs of the
-    machine are not counted; a process that ended while measuring is lost (none should)."""
+KINDS = ("gunicorn", "postgres", "redis", "clients")
+
+
+def cpu_seconds() -> dict[tuple[str, int], float]:
+    """CPU time used so far by each process of each kind on this machine, by (kind, pid), from
+    /proc: the web server (gunicorn), PostgreSQL, Redis and the load clients (this process).
+    Other jobs of the machine are not counted."""
     tick = os.sysconf("SC_CLK_TCK")
-    used = dict.fromkeys(("gunicorn", "postgres", "redis", "clients"), 0.0)
+    used = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -71,13 +74,26 @@ def cpu_seconds() -> dict[str, float]:
         fields = stat[stat.rindex(")") + 2 :].split()
         seconds = (int(fields[11]) + int(fields[12])) / tick
         if int(entry.name) == os.getpid():
-            used["clients"] += seconds
+            kind = "clients"
         elif "gunicorn" in command:
-            used["gunicorn"] += seconds
+            kind = "gunicorn"
         elif comm == "postgres" or command.startswith("postgres"):
-            used["postgres"] += seconds
+            kind = "postgres"
         elif comm == "redis-server":
-            used["redis"] += seconds
+            kind = "redis"
+        else:
+            continue
+        used[(kind, int(entry.name))] = seconds
+    return used
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """The CPU each kind used between two readings: of the processes alive at the second (one
+    started in between counts whole; one that ended in between, an autovacuum worker say, is
+    lost rather than counted as negative time)."""
+    used = dict.fromkeys(KINDS, 0.0)
+    for (kind, pid), seconds in after.items():
+        used[kind] += seconds - before.get((kind, pid), 0.0)
     return used
 
 
@@ -144,7 +160,7 @@ def main() -> None:
         "the read's two round trips alone": round_trips,
     }
     totals = {name: LoadResult() for name in targets}
-    cpu = {name: dict.fromkeys(cpu_seconds(), 0.0) for name in targets}
+    cpu = {name: dict.fromkeys(KINDS, 0.0) for name in targets}
     with tempfile.TemporaryDirectory() as folder:
         server = Gunicorn(env=env, log_path=Path(folder) / "gunicorn.log", workers=options.workers)
         with server:
@@ -158,8 +174,8 @@ def main() -> None:
                     )
                     after = cpu_seconds()
                     print(f"round {number + 1}, {name}: {result.summary()}", flush=True)
-                    for kind in after:
-                        cpu[name][kind] += after[kind] - before[kind]
+                    for kind, seconds in cpu_used(before, after).items():
+                        cpu[name][kind] += seconds
                     totals[name].seconds += result.seconds
                     totals[name].latencies += result.latencies
                     totals[name].statuses.update(result.statuses)

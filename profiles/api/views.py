@@ -380,7 +380,8 @@ class ProfileView(DatamartView):
         summary="Update a profile (PARTIAL_UPDATE deep merge, or PARTIAL_DELETE)",
         description="Deep merge by default; `?update_strategy=PARTIAL_DELETE` removes "
         "what the body names; `?merge_objects=false` makes the update shallow. A PARTIAL_DELETE "
-        "of a missing profile answers 404 and creates nothing.",
+        "of a missing profile answers 404 and creates no profile (an unknown identifier's user "
+        "point is created, as by an import UPSERT).",
         parameters=[
             OpenApiParameter(
                 "update_strategy",

@@ -138,7 +138,8 @@ def profile_object_upsert(
     and `$user_account_id`, when present, must agree with it. An identifier unknown in the
     datamart creates its user point, as an import UPSERT does; a point named by its id must
     exist. When nothing is left to address (PARTIAL_DELETE of a missing profile) it answers
-    PROFILE_NOT_FOUND and creates nothing, the point included.
+    PROFILE_NOT_FOUND, the point created all the same: the command did what the same import
+    line does (SPEC §5, "as an import UPSERT does"), which counts it `unchanged`.
     """
     address, properties = split_profile_object(user_profile)
     assert isinstance(user_profile, dict)  # split_profile_object refused anything else
@@ -178,6 +179,10 @@ def profile_object_upsert(
                 user_point=point, compartment=compartment, user_account_id=user_account_id
             )
         )
-        if profile is None:
-            raise ProfileError("PROFILE_NOT_FOUND", "this profile does not exist")
+    if profile is None:
+        raise ProfileError(
+            "PROFILE_NOT_FOUND",
+            "this profile does not exist: PARTIAL_DELETE creates none (its user point is "
+            "created, as by an import UPSERT)",
+        )
     return ProfileWrite(outcome, profile)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from profiles.models import ProfileChange, UserAccount, UserPoint, UserProfile
-from tests.profiles.api.client import data, error, profile_path
+from tests.profiles.api.client import BASE, data, error, profile_path
 
 ACCOUNT = "compartment_id=1606,user_account_id=c9879698769OIUYOIY9879879"
 PROFILE = profile_path(ACCOUNT, 1606, "c9879698769OIUYOIY9879879")
@@ -119,10 +119,16 @@ def test_patch_creates_a_missing_profile(api, crm_compartment):
     assert custom(data(response)) == {"a": {"b": 1}}
 
 
-def test_partial_delete_of_a_missing_profile_answers_404_and_creates_nothing(api, crm_compartment):
+def test_partial_delete_of_a_missing_profile_answers_404_and_creates_only_the_point(
+    api, crm_compartment
+):
+    """SPEC §5: a PATCH through an unknown identifier creates the point "as an import UPSERT
+    does"; the same PARTIAL_DELETE line of an import creates the point and counts unchanged."""
     response = api.patch(PROFILE + "?update_strategy=PARTIAL_DELETE", {"a": None})
     assert error(response, 404)["error_code"] == "PROFILE_NOT_FOUND"
-    assert not UserPoint.objects.exists()
+    point = UserPoint.objects.get()
+    assert not UserProfile.objects.exists()
+    assert data(api.get(f"{BASE}/user_points/{ACCOUNT}"))["id"] == str(point.pk)
 
 
 @pytest.mark.parametrize("strategy", ["FORCE_REPLACE", "MERGE", ""])
