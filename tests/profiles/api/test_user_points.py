@@ -182,3 +182,29 @@ def test_a_profile_write_through_another_datamarts_point_answers_404_and_creates
     )
     assert not UserProfile.objects.filter(compartment__datamart_id=2).exists()
     assert not UserPoint.objects.filter(datamart_id=2).exists()
+
+
+@pytest.mark.parametrize("account", ["a/b", "crm/2024/42", "/lead"])
+def test_ids_that_hold_a_slash_are_reached_through_every_route(api, crm_compartment, account):
+    """A `/` in an id travels as %2F, which the server decodes before routing: the selector and
+    the account take what lies between the routes' fixed words."""
+    from urllib.parse import quote
+
+    encoded = quote(account, safe="")
+    selector = f"compartment_id=1606,user_account_id={encoded}"
+    path = profile_path(selector, 1606, encoded)
+    created = api.put(path, {"a": 1})
+    assert created.status_code == 201, created.content
+    assert data(created)["$user_account_id"] == account
+    assert data(api.get(path))["a"] == 1
+    point = data(api.get(f"{BASE}/user_points/{selector}"))
+    assert point["identifiers"][0]["user_account_id"] == account
+    by_id = profile_path(point["id"], 1606, encoded)
+    assert data(api.patch(by_id, {"b": 2})) | {"$last_modified_ts": 0} == data(api.get(path)) | {
+        "$last_modified_ts": 0
+    }
+    assert len(data(api.get(f"{BASE}/user_points/{selector}/user_profiles"))) == 1
+    assert api.get(f"{BASE}/user_points/{selector}/history").status_code == 200
+    assert api.delete(path).status_code in (200, 204)
+    assert api.get(path).status_code == 404
+    assert api.get(f"{BASE}/user_points/email_hash=h%2F1").status_code == 404
