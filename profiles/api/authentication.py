@@ -129,11 +129,14 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     def refuse_if_blocked(request, failures, *, read: dict | None = None) -> None:
         if failures.is_blocked(request, read=read):
             wait = failures.wait()
-            raise exceptions.Throttled(
-                wait=wait,
+            refused = exceptions.Throttled(
                 detail="too many failed authentications from this address: retry in "
                 f"{max(1, int(wait or 1))} seconds",
             )
+            # Set after: given to the constructor, DRF appends its own "Expected available in
+            # N seconds." to the message. The handler answers it as Retry-After.
+            refused.wait = wait
+            raise refused
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

@@ -11,6 +11,7 @@ Selector rules (SPEC §5, and ours where it is silent):
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -110,8 +111,8 @@ def parse_property_filter(name: str, raw_value: str) -> PropertyFilter:
     """`p.a.b` and VALUE: VALUE is a JSON scalar literal when it parses as one, else a string.
 
     The path's keys and the value are read by `profiles.property_paths`, as the admin's filter
-    is; the API adds that keys are taken as sent (spaces count) and that a filter compares one
-    value, never an object or an array.
+    is; the API adds that keys are taken as sent (spaces count) and that an object or an array
+    is compared as its text (`_filter_value`).
     """
     path = tuple(name.removeprefix("p.").split("."))
     try:
@@ -127,17 +128,13 @@ def parse_property_filter(name: str, raw_value: str) -> PropertyFilter:
 
 
 def _filter_value(name: str, raw_value: str) -> None | bool | int | float | str:
+    """SPEC §5: a JSON literal when VALUE is one (`true`, `false`, `null`, a number, a "quoted
+    string"), else the text itself; an object or an array is no such literal, so `[1]` is the
+    string `[1]` (checked as a string is: no NUL, bounded)."""
+    literal = raw_value.lstrip()[:1] not in ("[", "{")
     try:
-        value = property_value_parse(raw_value)
+        return property_value_parse(raw_value if literal else json.dumps(raw_value))
     except ProfileError as error:
         raise bad_request(
             "INVALID_FILTER", f"{name[:64]}: {error.message}", field=name[:64]
         ) from None
-    if isinstance(value, dict | list):
-        raise bad_request(
-            "INVALID_FILTER",
-            f"{name[:64]}: filters compare one value (string, number, true, false or null), "
-            "not an object or an array",
-            field=name[:64],
-        )
-    return value

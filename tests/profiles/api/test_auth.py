@@ -186,6 +186,7 @@ def test_bad_token_guesses_are_throttled_per_address_with_429(settings, token):
     body = error(blocked, 429)
     assert body["error_code"] == "RATE_LIMITED"
     assert body["error"].startswith("too many failed authentications from this address")
+    assert body["error"].endswith(" seconds") and "Expected" not in body["error"]
     assert int(blocked["Retry-After"]) >= 1
     # The good token gets no answer either from this address, until the window passes…
     assert error(ApiClient(token[1]).get(COMPARTMENTS), 429)
