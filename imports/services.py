@@ -357,11 +357,16 @@ def _failed_lines_stream(*, execution: Execution, block_size: int = 1 << 16) -> 
 
 def execution_failed_lines(*, execution: Execution) -> FailedLinesFile:
     """The failed-lines file as a stream of bytes; memory stays flat (spooled to disk)."""
-    spec = format_spec(execution.file_format or FileFormat.NDJSON)
+    file_format = FileFormat(execution.file_format or FileFormat.NDJSON)
+    spec = format_spec(file_format)
     stem = os.path.splitext(execution.file_name or f"execution-{execution.pk}")[0]
+    content_type = spec.content_type
+    if file_format is not FileFormat.XLSX:  # text, written in the upload's encoding
+        encoding = execution.encoding or "utf-8"
+        content_type += f"; charset={'utf-8' if encoding.startswith('utf-8') else encoding}"
     return FailedLinesFile(
         file_name=f"{stem}.failed-lines.{spec.extension}",
-        content_type=spec.content_type,
+        content_type=content_type,
         chunks=_failed_lines_stream(execution=execution),
     )
 

@@ -354,7 +354,7 @@ def test_failed_lines_stream_in_the_source_format(document_import):
     execution = import_file(document_import, ndjson(account("c1", {"a": 1}), "[1]"))
     download = execution_failed_lines(execution=execution)
     assert download.file_name == "profiles.failed-lines.ndjson"
-    assert download.content_type == "application/x-ndjson"
+    assert download.content_type == "application/x-ndjson; charset=utf-8"
     assert b"".join(download.chunks) == b"[1]\n"
 
 

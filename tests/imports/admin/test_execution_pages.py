@@ -179,7 +179,7 @@ def test_retry_of_a_succeeded_execution_says_why_not(importer_client, finished):
 def test_failed_lines_download_in_the_source_format(importer_client, finished):
     response = importer_client.get(f"{EXECUTIONS}{finished.pk}/failed-lines/")
     assert response.status_code == 200
-    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert 'filename="crm.failed-lines.csv"' in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][-2:] == ["_line", "_error"]

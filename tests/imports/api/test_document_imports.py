@@ -318,6 +318,21 @@ def test_an_upload_in_another_encoding_says_which_in_its_content_type(
     assert Execution.objects.count() == 1
 
 
+def test_the_failed_lines_of_an_upload_in_another_encoding_say_which(
+    api, crm_compartment, eager, django_capture_on_commit_callbacks
+):
+    """The failed-lines file is written in the upload's encoding, and its Content-Type says
+    which, so a browser or a client decodes `Besançon` right."""
+    created = create_import(api, mime_type="TEXT_CSV")
+    latin = "email_hash,age:int,city\nh1,x,Besançon\n".encode("latin-1")
+    path = f"{IMPORTS}/{created['id']}/executions"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.client.generic("POST", path, latin, "text/csv; charset=latin-1")
+    failed = api.client.get(f"{path}/{data(response)['id']}/failed_lines")
+    assert failed["Content-Type"] == "text/csv; charset=iso8859-1"
+    assert "Besançon" in b"".join(failed.streaming_content).decode("iso8859-1")
+
+
 def test_upload_defaults_can_be_chosen(api):
     created = create_import(api)
     path = f"{IMPORTS}/{created['id']}/executions?update_strategy=FORCE_REPLACE"
