@@ -6,8 +6,8 @@ call; its constructor is about a tenth of a profile read's time (measured with c
 API's hot read). The client is thread-safe and the pool is what holds connections, so one
 client per pool serves every call.
 
-The authentication's round trip (`get_many_and_incr`) goes over a connection each thread keeps
-(`RedisCacheClient.exchange`): a redis-py pipeline took a connection from the pool, polled it,
+The authentication's round trip (`send_get_many_and_incr`) goes over a connection each thread
+keeps (`RedisCacheClient.send`): a redis-py pipeline took a connection from the pool, polled it,
 and went through its retry and instrumentation layers, 0.2 ms of a profile read's 0.7 ms in one
 process (cProfile, the API's hot read); the kept connection sends the packed commands and reads
 their replies, nothing else.
@@ -28,10 +28,6 @@ class RedisCacheClient(redis.RedisCacheClient):
         super().__init__(*args, **kwargs)
         self._clients: dict[int, object] = {}
         self._kept = threading.local()
-
-    def exchange(self, commands: list[tuple]) -> list:
-        """Each command's reply: `send`, then read."""
-        return self.send(commands)()
 
     def send(self, commands: list[tuple], *, retry: bool = True) -> Callable[[], list]:
         """Send the commands at once on this thread's kept connection to the write server; the

@@ -5,11 +5,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
 from profiles.api.auth_failures import FailedAuthenticationThrottle
-from profiles.api.throttling import ApiTokenRateThrottle, send_read_and_count, token_ident
+from profiles.api.throttling import ApiTokenRateThrottle, send_read_and_count
 from profiles.models import ApiToken
 from profiles.services import api_token_authenticate, api_token_cache_key, api_token_digest
 
@@ -93,13 +92,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         # for the token's rate limit, in one round trip to the cache.
         keys = [failures.address_key(request), api_token_cache_key(raw_token=raw_token)]
         rate_limit = ApiTokenRateThrottle()
-        if rate_limit.rate is None:
-            counter, read = None, cache.get_many(keys)
-            answer = lambda: (read, None)  # noqa: E731
-        else:
-            key = rate_limit.key_of(token_ident(api_token_digest(raw_token)))
-            counter, period = rate_limit.counter(key)
-            answer = send_read_and_count(keys, counter=counter, period=period)
+        counter, period = None, 0
+        if rate_limit.rate is not None:
+            counter, period = rate_limit.counter(rate_limit.token_key(api_token_digest(raw_token)))
+        answer = send_read_and_count(keys, counter=counter, period=period)
 
         def finish() -> tuple[TokenUser, ApiToken]:
             read, count = answer()

@@ -2,7 +2,7 @@
 
 A fixed window: the count of the caller's requests in the current period (a minute for
 `1200/minute`) is one cache key, incremented atomically. On Redis (CACHE_URL) a token's count
-rides in the round trip that reads the token (`read_and_count`, called by the authentication:
+rides in the round trip that reads the token (`send_read_and_count`, called by the authentication:
 the counter is named by the token's digest, known before the token is); a staff session's is
 one round trip of its own, `INCR` and `EXPIRE` in a pipeline. On the database cache, Django's
 `incr` (a read then a write: concurrent requests may each count one less) or `add` for a
@@ -22,19 +22,15 @@ from profiles.models import ApiToken
 from profiles_site.cache import RedisCache
 
 
-def read_and_count(keys: list[str], *, counter: str, period: int) -> tuple[dict, int | None]:
-    """The cache's values of `keys`, and on Redis one more request counted under `counter` in
-    the same round trip (its new count); None for the count on other caches."""
-    return send_read_and_count(keys, counter=counter, period=period)()
-
-
 def send_read_and_count(
-    keys: list[str], *, counter: str, period: int
+    keys: list[str], *, counter: str | None, period: int
 ) -> Callable[[], tuple[dict, int | None]]:
-    """`read_and_count`, its round trip sent now on Redis; the function returned reads the
-    answer. Other caches answer at once."""
+    """The cache's values of `keys`, and on Redis one more request counted under `counter` in
+    the same round trip (its new count): the round trip is sent now, and the function returned
+    reads the answer. Other caches, or no counter (no rate limit), read at once and count
+    nothing (None for the count)."""
     cache = caches["default"]
-    if isinstance(cache, RedisCache):
+    if counter is not None and isinstance(cache, RedisCache):
         return cache.send_get_many_and_incr(keys, counter=counter, timeout=period)
     read = cache.get_many(keys)
     return lambda: (read, None)
@@ -71,12 +67,14 @@ class ApiTokenRateThrottle(SimpleRateThrottle):
     def get_cache_key(self, request, view):
         user = request.user
         if isinstance(request.auth, ApiToken):
-            ident = token_ident(request.auth.digest)
-        elif user is not None and user.is_authenticated:
-            ident = f"user:{user.pk}"
-        else:
-            return None
-        return self.key_of(ident)
+            return self.token_key(request.auth.digest)
+        if user is not None and user.is_authenticated:
+            return self.key_of(f"user:{user.pk}")
+        return None
+
+    def token_key(self, digest: str) -> str:
+        """The cache key of the requests of the token of that digest."""
+        return self.key_of(token_ident(digest))
 
     def key_of(self, ident: str) -> str:
         """The cache key of the requests counted as `ident` (before its window)."""
@@ -98,15 +96,13 @@ class ApiTokenRateThrottle(SimpleRateThrottle):
 
     def token_allowed(self, request, *, token: ApiToken) -> bool:
         """`allow_request` for a token's request answered outside DRF (the profile route)."""
-        return self.rate is None or self.key_allowed(
-            request, self.key_of(token_ident(token.digest))
-        )
+        return self.rate is None or self.key_allowed(request, self.token_key(token.digest))
 
     def key_allowed(self, request, key: str) -> bool:
         """Whether the request, counted under `key`, is within the rate."""
         self.key = key
         counter, period = self.counter(key)
-        # The request may be counted already: by the authentication (`read_and_count`), or
+        # The request may be counted already: by the authentication (`send_read_and_count`), or
         # here, by the profile route before it passed the request on to DRF.
         django_request = getattr(request, "_request", request)
         counted = getattr(django_request, "counted_request", None)
