@@ -9,6 +9,7 @@ test-artifacts/.
 
 from __future__ import annotations
 
+import csv
 import re
 
 import pytest
@@ -112,6 +113,17 @@ def test_staff_member_uploads_a_csv_previews_confirms_and_watches_it_succeed(
     assert page.locator("#execution-progress .text").inner_text() == "100%"
     errors = page.locator("#execution-errors tbody tr")
     assert errors.count() == 1 and "INVALID_CELL" in errors.first.inner_text()
+    # The failed-lines button downloads the bad row in the source layout, with _line and _error.
+    with page.expect_download() as downloading:
+        page.click("#failed-lines")
+    download = downloading.value
+    assert download.suggested_filename == "crm-daily.failed-lines.csv"
+    with open(download.path(), encoding="utf-8", newline="") as opened:
+        failed_rows = list(csv.reader(opened, delimiter=";"))
+    assert failed_rows[0][-4:] == ["firstname", "age:int", "_line", "_error"]
+    assert len(failed_rows) == 2
+    assert failed_rows[1][:7] == ["c-5", "1606", "1606", "c-5", "Name 5", "forty", "7"]
+    assert "'forty' is not an integer" in failed_rows[1][7]
     page.screenshot(
         path=str(ARTIFACTS / f"admin-import-execution-{color_scheme}.png"), full_page=True
     )
