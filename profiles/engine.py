@@ -447,11 +447,20 @@ def commands_apply(
 
 def _connection_lost(problem: Exception, state: str | None) -> bool:
     """The server ended our session (pg_terminate_backend, a restart, a network cut): the
-    transaction rolled back and Django closed the connection, so a retry opens a new one. Only
-    outside any caller's transaction, which died with the connection."""
+    transaction rolled back, and a retry runs on a new connection. Only outside any caller's
+    transaction, which died with the connection."""
     if connection.in_atomic_block or not isinstance(problem, OperationalError | InterfaceError):
         return False
-    return (state or "")[:2] in {"08", "57"} or connection.connection is None
+    if (state or "")[:2] in {"08", "57"} or connection.connection is None:
+        return True
+    if connection.vendor != "postgresql" or state is not None:
+        return False
+    # libpq's own error, without a SQLSTATE ("sending copy data failed: server closed the
+    # connection unexpectedly" when the session ends mid-COPY). Leaving the atomic block,
+    # Django closed the dead connection and opened another; if not, close it.
+    if not connection.is_usable():
+        connection.close()
+    return True
 
 
 def _is_retryable(problem: Exception) -> bool:
