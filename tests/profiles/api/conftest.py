@@ -5,23 +5,30 @@ tests/imports/api/conftest.py shares them with the import endpoints' tests.
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
+from profiles.api import throttling
 from profiles.services import api_token_create
 from tests.profiles.api.client import ApiClient
 
 
 @pytest.fixture(autouse=True)
-def _isolated_api_state(settings, tmp_path, request):
-    """Uploads go to a temporary folder; throttle counters start from zero in each test.
+def _isolated_api_state(settings, tmp_path, request, monkeypatch):
+    """Uploads go to a temporary folder; throttle counters start from zero in each test, and
+    their clock stays in the middle of an hour, so no window ends between a test's requests.
 
     The counters live in the database cache (or Redis): a test without the database sends no
     authenticated request, so it has none to clear.
     """
     settings.MEDIA_ROOT = tmp_path / "media"
+    mid_hour = time.time() // 3600 * 3600 + 1800
+    monkeypatch.setattr(throttling, "time", SimpleNamespace(time=lambda: mid_hour))
     marker = request.node.get_closest_marker("django_db")
     transactional = "transactional_db" in request.fixturenames or bool(
         marker and marker.kwargs.get("transaction")
