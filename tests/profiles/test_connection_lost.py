@@ -4,7 +4,6 @@ between statements or in the middle of a COPY."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import psycopg
@@ -14,6 +13,7 @@ from django.db import connection, transaction
 from profiles.bulk import BulkWriter
 from profiles.engine import with_retries
 from profiles.models import Datamart
+from tests.imports.helpers import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -24,12 +24,16 @@ def _terminate_session(pid: int) -> None:
     with psycopg.connect(**settings, autocommit=True) as operator:
         operator.execute("SELECT pg_terminate_backend(%s)", [pid])
         # Wait until the server has really ended it: the next statement of ours then fails.
-        deadline = time.monotonic() + 10
-        while (
-            time.monotonic() < deadline
-            and operator.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
-        ):
-            time.sleep(0.01)
+        wait_for(
+            lambda: (
+                not operator.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]
+                ).fetchone()
+            ),
+            timeout=10,
+            interval=0.01,
+            message=f"the end of session {pid}",
+        )
 
 
 def _datamart_rows(first_id: int, count: int, *, ended_after: int | None) -> Iterator[tuple]:
@@ -40,10 +44,7 @@ def _datamart_rows(first_id: int, count: int, *, ended_after: int | None) -> Ite
         yield (first_id + offset, f"datamart {first_id + offset}")
 
 
-@pytest.mark.parametrize(
-    "ended",
-    ["mid_copy", "before_copy"],
-)
+@pytest.mark.parametrize("ended", ["mid_copy", "before_copy"])
 def test_a_batch_whose_session_is_terminated_is_applied_once_on_a_new_connection(ended):
     attempts = []
 
