@@ -10,17 +10,23 @@ The authentication's round trip (`send_get_many_and_incr`) goes over a connectio
 keeps (`RedisCacheClient.send`): a redis-py pipeline took a connection from the pool, polled it,
 and went through its retry and instrumentation layers, 0.2 ms of a profile read's 0.7 ms in one
 process (cProfile, the API's hot read); the kept connection sends the packed commands and reads
-their replies, nothing else.
+their replies, nothing else. redis-py connects it (authentication, database, protocol); hiredis
+packs the commands and parses the replies in C: redis-py's Python packer and parser were
+another 0.18 ms of CPU a round trip (0.21 ms against 0.03 ms, 5,000 round trips in one process).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable
 
+import hiredis
 from django.core.cache.backends import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 class RedisCacheClient(redis.RedisCacheClient):
@@ -39,9 +45,9 @@ class RedisCacheClient(redis.RedisCacheClient):
         replies were never read (the caller failed in between) is not used again.
         """
         connection = self._kept_connection()
-        packed = connection.pack_commands(commands)
+        packed = b"".join(hiredis.pack_command(command) for command in commands)
         try:
-            self._using(connection, connection.send_packed_command, packed, check_health=False)
+            self._using(connection, self._send_packed, connection, packed)
         except RedisConnectionError:
             if not retry:
                 raise
@@ -50,7 +56,7 @@ class RedisCacheClient(redis.RedisCacheClient):
 
         def replies() -> list:
             try:
-                read = [self._using(connection, connection.read_response) for _ in commands]
+                read = self._using(connection, self._read_replies, connection, len(commands))
             except RedisConnectionError:
                 if not retry:
                     raise
@@ -60,12 +66,38 @@ class RedisCacheClient(redis.RedisCacheClient):
 
         return replies
 
+    @staticmethod
+    def _send_packed(connection, packed: bytes) -> None:
+        if connection._sock is None:
+            connection.connect()
+        connection._sock.sendall(packed)
+
+    def _read_replies(self, connection, count: int) -> list:
+        replies = []
+        while len(replies) < count:
+            reply = self._kept.reader.gets()
+            if reply is False:  # more bytes needed
+                received = connection._sock.recv(65536)
+                if not received:
+                    raise RedisConnectionError("Redis closed the connection")
+                self._kept.reader.feed(received)
+            elif isinstance(reply, Exception):  # an error reply: raised, the rest unread
+                raise reply
+            else:
+                replies.append(reply)
+        return replies
+
     def _using(self, connection, call, *args, **kwargs):
         try:
             return call(*args, **kwargs)
-        except BaseException:  # the connection's state is unknown: never reuse it
+        except BaseException as error:  # the connection's state is unknown: never reuse it
             connection.disconnect()
             self._kept.connection = None
+            # redis-py's errors, as its own calls raise them
+            if isinstance(error, socket.timeout):
+                raise RedisTimeoutError(f"Timeout reading from Redis: {error}") from error
+            if isinstance(error, OSError):
+                raise RedisConnectionError(f"Error talking to Redis: {error}") from error
             raise
 
     def _kept_connection(self):
@@ -76,6 +108,7 @@ class RedisCacheClient(redis.RedisCacheClient):
         if connection is None or self._kept.pid != os.getpid():  # none yet, or a forked copy
             pool = self._get_connection_pool(True)
             connection = self._kept.connection = pool.make_connection()
+            self._kept.reader = hiredis.Reader(replyError=ResponseError)
             self._kept.pid = os.getpid()
             self._kept.unread = None
         return connection
@@ -92,6 +125,11 @@ class RedisCache(redis.RedisCache):
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+    def validate_key(self, key: str) -> None:
+        """Nothing to check: Django warns of keys memcached would refuse (long ones, spaces),
+        which Redis takes. Checking was a loop over every character of every key in Python,
+        three keys a profile read."""
 
     def get_many_and_incr(
         self, keys: list[str], *, counter: str, timeout: int

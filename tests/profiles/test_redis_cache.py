@@ -75,3 +75,11 @@ def test_a_failed_round_trip_leaves_no_reply_behind(redis_cache):
         redis_cache.get_many_and_incr(["token"], counter="text", timeout=30)
     read, count = redis_cache.get_many_and_incr(["token"], counter="n", timeout=30)
     assert (read, count) == ({"token": {"datamart": 1}}, 1)
+
+
+def test_a_reply_larger_than_one_read_is_read_whole(redis_cache):
+    """The kept connection's replies arrive in several reads of the socket (64 KiB each)."""
+    value = {"text": "x" * 300_000, "number": 7}
+    redis_cache.set("large", value, 30)
+    read, count = redis_cache.get_many_and_incr(["large", "missing"], counter="n", timeout=30)
+    assert (read, count) == ({"large": value}, 1)
