@@ -37,6 +37,9 @@ def profile_client_object(
     }
 
 
+_PROPERTIES_DECODER = PropertiesDecoder()
+
+
 class PropertiesField(models.JSONField):
     """Custom properties as stored: read back with `PropertiesDecoder` (an integer past 64 bits
     is a float that jsonb printed without its exponent). Forms parse input as plain JSON, so
@@ -46,7 +49,7 @@ class PropertiesField(models.JSONField):
         if not isinstance(value, str):
             return super().from_db_value(value, expression, connection)
         try:
-            return json.loads(value, cls=PropertiesDecoder)
+            return _PROPERTIES_DECODER.decode(value)  # one decoder: json.loads makes one a call
         except json.JSONDecodeError:
             return value
 

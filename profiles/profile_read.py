@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from profiles.identifiers import (
     AccountIdentifier,
@@ -145,23 +145,25 @@ def _fetch_one(sql: str, params: list) -> tuple | None:
     on a kept cursor that Django wraps. In a transaction a failed run would abort it: psycopg's
     cursors may drop every prepared statement of the connection (`DEALLOCATE ALL` after some
     errors), so the statement prepared here may be gone."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
+    database = connections[DEFAULT_DB_ALIAS]  # `connection` looks it up at every attribute
+    if database.vendor != "postgresql":
+        with database.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
-    connection.ensure_connection()
-    if not (connection.queries_logged or connection.execute_wrappers) and (
-        connection.connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    database.ensure_connection()
+    pg_connection = database.connection
+    if not (database.queries_logged or database.execute_wrappers) and (
+        pg_connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
     ):
-        answered = _run_prepared(connection.connection, sql, params)
+        answered = _run_prepared(pg_connection, sql, params)
         if answered is not _UNANSWERED:
             return answered
-    kept = _kept_cursors.get(connection.connection)
+    kept = _kept_cursors.get(pg_connection)
     if kept is None:
-        kept = _kept_cursors[connection.connection] = _PreparingCursor(connection.connection)
+        kept = _kept_cursors[pg_connection] = _PreparingCursor(pg_connection)
     # Django's wrapper around it, so the query is logged and counted like any other (never
     # closed: its `with` would close the kept cursor).
-    cursor = connection._prepare_cursor(kept)
+    cursor = database._prepare_cursor(kept)
     cursor.execute(sql, params)
     return cursor.fetchone()
 
@@ -268,10 +270,11 @@ def _values_from_db(row: tuple) -> list:
     """The row's values as the model's fields read them (JSON decoded, SQLite's UUIDs and
     datetimes parsed): the converters the ORM's compiler would apply; RawQuerySet costs a
     third of the query's time more to find them at each call."""
+    database = connections[DEFAULT_DB_ALIAS]
     values = list(row)
-    for index, column, converters in _converters(connection.ops):
+    for index, column, converters in _converters(database.ops):
         for convert in converters:
-            values[index] = convert(values[index], column, connection)
+            values[index] = convert(values[index], column, database)
     return values
 
 

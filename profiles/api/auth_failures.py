@@ -11,16 +11,11 @@ names Redis).
 
 from __future__ import annotations
 
-from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from profiles.api.throttling import SettingsRateThrottle
 
 
-class FailedAuthenticationThrottle(SimpleRateThrottle):
+class FailedAuthenticationThrottle(SettingsRateThrottle):
     scope = "auth_failure"
-
-    def get_rate(self):
-        # Read at each request, not at import, so a changed setting applies (tests, reloads).
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
     def get_cache_key(self, request, view):
         return self.cache_format % {

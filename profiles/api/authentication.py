@@ -90,11 +90,12 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return functools.partial(self.refuse_malformed, request, failures)
         # The address's failures, the token's cached copy and (on Redis) the request counted
         # for the token's rate limit, in one round trip to the cache.
-        keys = [failures.address_key(request), api_token_cache_key(raw_token=raw_token)]
+        digest = api_token_digest(raw_token)
+        keys = [failures.address_key(request), api_token_cache_key(digest=digest)]
         rate_limit = ApiTokenRateThrottle()
         counter, period = None, 0
         if rate_limit.rate is not None:
-            counter, period = rate_limit.counter(rate_limit.token_key(api_token_digest(raw_token)))
+            counter, period = rate_limit.counter(rate_limit.token_key(digest))
         answer = send_read_and_count(keys, counter=counter, period=period)
 
         def finish() -> tuple[TokenUser, ApiToken]:
@@ -102,7 +103,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             if count is not None:
                 request.counted_request = (counter, count)
             self.refuse_if_blocked(request, failures, read=read)
-            token = api_token_authenticate(raw_token=raw_token, read=read)
+            token = api_token_authenticate(raw_token=raw_token, read=read, digest=digest)
             if token is None:
                 failures.failure_record()
                 raise exceptions.AuthenticationFailed(

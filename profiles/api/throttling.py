@@ -11,6 +11,7 @@ window's first.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -55,14 +56,26 @@ def window_count(key: str, *, period: int) -> int:
         return cache.incr(key)
 
 
-class ApiTokenRateThrottle(SimpleRateThrottle):
+class SettingsRateThrottle(SimpleRateThrottle):
+    """A rate of `DEFAULT_THROTTLE_RATES`, read at each request, not at import, so a changed
+    setting applies (tests, reloads); parsed once per rate."""
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def parse_rate(self, rate):
+        return _parsed_rate(rate)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_rate(rate: str | None) -> tuple[int | None, int | None]:
+    return SimpleRateThrottle.parse_rate(None, rate)
+
+
+class ApiTokenRateThrottle(SettingsRateThrottle):
     """`API_RATE_LIMIT` requests per token (per staff user for sessions), answered with 429."""
 
     scope = "api_token"
-
-    def get_rate(self):
-        # Read at each request, not at import, so a changed setting applies (tests, reloads).
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
     def get_cache_key(self, request, view):
         user = request.user

@@ -39,18 +39,22 @@ def _cache_key(digest: str) -> str:
     return f"api-token:{digest}"
 
 
-def api_token_cache_key(*, raw_token: str) -> str:
-    """The cache key of that token's cached copy, for a caller that reads it with other keys."""
-    return _cache_key(api_token_digest(raw_token))
+def api_token_cache_key(*, digest: str) -> str:
+    """The cache key of the cached copy of the token of that digest, for a caller that reads it
+    with other keys."""
+    return _cache_key(digest)
 
 
-def api_token_authenticate(*, raw_token: str, read: dict | None = None) -> ApiToken | None:
+def api_token_authenticate(
+    *, raw_token: str, read: dict | None = None, digest: str | None = None
+) -> ApiToken | None:
     """The active token of that raw value, with its datamart loaded; None if unknown or revoked.
 
     `read`: values the caller read from the cache with the token's key (`api_token_cache_key`)
     among them, to spare a round trip, a miss included; otherwise the key is read here.
+    `digest`: the raw token's, when the caller has it already.
     """
-    digest = api_token_digest(raw_token)
+    digest = digest or api_token_digest(raw_token)
     key = _cache_key(digest)
     token = read.get(key) if read is not None else cache.get(key)
     if token is None:
