@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from psycopg.types.datetime import TimestamptzLoader
 
 from profiles.identifiers import (
     AccountIdentifier,
@@ -174,7 +175,7 @@ _UNANSWERED = object()
 @dataclass
 class _Prepared:
     """What a connection keeps to run the reads on libpq: its statements' names, and psycopg's
-    row loader (the cursor's own, with the connection's types)."""
+    row loader (the connection's types, `_ReadContext`)."""
 
     names: dict[str, bytes]
     loader: psycopg.adapt.Transformer
@@ -228,7 +229,7 @@ def _run_prepared(pg_connection: psycopg.Connection, sql: str, params: list):
     prepared = _prepared.get(pg_connection)
     if prepared is None:
         prepared = _prepared[pg_connection] = _Prepared(
-            names={}, loader=psycopg.adapt.Transformer(pg_connection)
+            names={}, loader=psycopg.adapt.Transformer(_ReadContext(pg_connection))
         )
     pgconn = pg_connection.pgconn
     key = (sql, tuple(types))
@@ -248,6 +249,18 @@ def _run_prepared(pg_connection: psycopg.Connection, sql: str, params: list):
         return None
     prepared.loader.set_pgresult(result)
     return prepared.loader.load_row(0, tuple)
+
+
+class _ReadContext:
+    """The connection's types for the reads' loader, but psycopg's own timestamp loader (C)
+    where Django's is Python: 7 µs a timestamp against 0.5, two a profile. Django's sets the
+    connection's time zone on what psycopg's reads, the session's, which Django set on connect:
+    the same moment either way (a test holds both paths' profiles equal)."""
+
+    def __init__(self, pg_connection: psycopg.Connection) -> None:
+        self.connection = pg_connection
+        self.adapters = psycopg.adapt.AdaptersMap(pg_connection.adapters)
+        self.adapters.register_loader("timestamptz", TimestamptzLoader)
 
 
 _BIGINT, _BOOL, _UUID = (psycopg.postgres.types[name].oid for name in ("int8", "bool", "uuid"))

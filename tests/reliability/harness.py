@@ -21,14 +21,13 @@ import resource
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from imports.models import Execution
-from tests.imports.helpers import CRM, mixed_import, snapshot
+from tests.imports.helpers import CRM, mixed_import, snapshot, wait_for
 from tests.workers import ROOT, CeleryWorker, database_url
 
 REPORT = ROOT / "test-artifacts" / "reliability.md"
@@ -193,16 +192,6 @@ def counters_add_up(execution: Execution) -> bool:
     return counters["processed"] == counters["total"] == outcomes
 
 
-def wait_until(predicate, *, timeout: float, interval: float = 0.05, message: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
-
-
 # --- a Redis server of our own -----------------------------------------------------------------
 
 
@@ -242,7 +231,7 @@ class RedisServer:
             stdout=(self.folder / "redis.log").open("ab"),
             stderr=subprocess.STDOUT,
         )
-        wait_until(self.ping, timeout=20, message="redis-server to answer")
+        wait_for(self.ping, timeout=20, message="redis-server to answer")
 
     def ping(self) -> bool:
         with (
@@ -271,7 +260,7 @@ __all__ = [
     "profiles_checksum",
     "report",
     "setting",
-    "wait_until",
+    "wait_for",
     "worker_env",
     "workers",
 ]

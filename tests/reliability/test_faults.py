@@ -29,7 +29,7 @@ from tests.reliability.harness import (
     profiles_checksum,
     report,
     setting,
-    wait_until,
+    wait_for,
 )
 
 pytestmark = needs_postgres_and_redis
@@ -116,7 +116,7 @@ def test_a_worker_sigkilled_three_times_mid_import_ends_like_a_clean_import(
             execution.refresh_from_db()
             return execution.checkpoint_line >= point or execution.is_finished
 
-        wait_until(past, timeout=240, message=f"the import to pass line {point}")
+        wait_for(past, timeout=240, message=f"the import to pass line {point}")
         time.sleep(rng.uniform(0, 0.3))  # anywhere inside the next chunk
         workers.sample_memory()
         worker.kill()
@@ -126,7 +126,7 @@ def test_a_worker_sigkilled_three_times_mid_import_ends_like_a_clean_import(
         assert execution.processed == execution.checkpoint_line  # counters commit with it
         workers.restart(worker, IMPORT_CHUNK_SIZE=CHUNK)  # resumes its former life's work
 
-    wait_until(lambda: finished(execution), timeout=300, interval=0.2, message="the import")
+    wait_for(lambda: finished(execution), timeout=300, interval=0.2, message="the import")
     elapsed = time.monotonic() - started
     workers.sample_memory()
     clean_thread.join(300)
@@ -164,7 +164,7 @@ def test_a_terminated_database_connection_retries_the_chunk_with_the_same_result
     clean = run(upload(DocumentImport.objects.create(datamart=reference, name="clean"), content))
     worker = workers.start("terminated", IMPORT_CHUNK_SIZE=CHUNK)
     execution = start_import(target, content)
-    wait_until(
+    wait_for(
         lambda: execution.refresh_from_db() or execution.checkpoint_line >= 4000,
         timeout=120,
         message="a few chunks",
@@ -179,7 +179,7 @@ def test_a_terminated_database_connection_retries_the_chunk_with_the_same_result
             time.sleep(0.5)
             break
         time.sleep(0.01)
-    wait_until(lambda: finished(execution), timeout=180, interval=0.2, message="the import")
+    wait_for(lambda: finished(execution), timeout=180, interval=0.2, message="the import")
     figures = compare_with_clean(execution, clean)
     retries = worker.log().count("applying it again")
     assert terminated, "no backend of the worker was caught running"
@@ -204,7 +204,7 @@ def test_a_worker_stopped_with_sigterm_mid_chunk_hands_the_import_over(
     old = workers.start("deploy-old", IMPORT_CHUNK_SIZE=CHUNK)
     execution = start_import(target, content)
     clean_thread, clean = clean_import_in_background(reference, content)
-    wait_until(
+    wait_for(
         lambda: execution.refresh_from_db() or execution.checkpoint_line >= 6000,
         timeout=120,
         message="a few chunks",
@@ -217,7 +217,7 @@ def test_a_worker_stopped_with_sigterm_mid_chunk_hands_the_import_over(
     at_stop = (execution.status, execution.checkpoint_line)
     assert execution.processed == execution.checkpoint_line
     new = workers.start("deploy-new", IMPORT_CHUNK_SIZE=CHUNK)
-    wait_until(lambda: finished(execution), timeout=100, interval=0.2, message="the import")
+    wait_for(lambda: finished(execution), timeout=100, interval=0.2, message="the import")
     clean_thread.join(300)
     assert "failure" not in clean, clean.get("failure")
     figures = compare_with_clean(execution, clean["execution"])
@@ -256,7 +256,7 @@ def test_a_broker_restart_leaves_no_execution_pending_or_running_and_none_applie
         ]
         for execution in executions:
             app.send_task("imports.run_execution", args=[execution.pk], connection=own_broker)
-        wait_until(
+        wait_for(
             lambda: Execution.objects.filter(status=Execution.Status.RUNNING).exists(),
             timeout=60,
             message="one execution running",
@@ -268,7 +268,7 @@ def test_a_broker_restart_leaves_no_execution_pending_or_running_and_none_applie
         redis.start()
         down = time.monotonic() - restarted
         for execution in executions:
-            wait_until(lambda e=execution: finished(e), timeout=240, message=f"{execution}")
+            wait_for(lambda e=execution: finished(e), timeout=240, message=f"{execution}")
         assert {e.status for e in executions} == {Execution.Status.SUCCEEDED}, [
             (e.pk, e.status, e.error_message) for e in executions
         ]

@@ -20,7 +20,7 @@ from tests.reliability.harness import (
     needs_postgres_and_redis,
     report,
     setting,
-    wait_until,
+    wait_for,
 )
 from tests.workers import database_url
 
@@ -69,7 +69,7 @@ def test_two_imports_over_the_same_profiles_in_opposite_orders_both_succeed_in_f
     for execution in executions.values():  # queued together: each worker takes one
         run_execution.delay(execution.pk)
     for execution in executions.values():
-        wait_until(lambda e=execution: finished(e), timeout=300, interval=0.2, message="imports")
+        wait_for(lambda e=execution: finished(e), timeout=300, interval=0.2, message="imports")
     elapsed = time.monotonic() - started
     for execution in executions.values():
         assert execution.status == Execution.Status.SUCCEEDED, execution.error_message
@@ -158,7 +158,7 @@ def test_fifty_concurrent_patches_during_an_import_of_the_same_profile_keep_ever
     from imports.tasks import run_execution
 
     run_execution.delay(execution.pk)
-    wait_until(
+    wait_for(
         lambda: execution.refresh_from_db() or execution.checkpoint_line >= 1000,
         timeout=60,
         message="the import to update the profile",
@@ -185,7 +185,7 @@ def test_fifty_concurrent_patches_during_an_import_of_the_same_profile_keep_ever
         thread.join()
     patch_seconds = time.monotonic() - started
     import_during = not finished(execution)
-    wait_until(lambda: finished(execution), timeout=120, interval=0.2, message="the import")
+    wait_for(lambda: finished(execution), timeout=120, interval=0.2, message="the import")
     assert execution.status == Execution.Status.SUCCEEDED
     final = properties_of("hot")
     assert Counter(statuses) == Counter({200: writers})
