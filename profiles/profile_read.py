@@ -177,7 +177,7 @@ class _Prepared:
     """What a connection keeps to run the reads on libpq: its statements' names, and psycopg's
     row loader (the connection's types, `_ReadContext`)."""
 
-    names: dict[str, bytes]
+    names: dict[tuple[str, tuple[int, ...]], bytes]  # by (query, parameter types)
     loader: psycopg.adapt.Transformer
 
 
@@ -198,9 +198,9 @@ def _run_prepared(pg_connection: psycopg.Connection, sql: str, params: list):
     server to infer), so the server takes what the cursor's run would take: inside a
     transaction a refused parameter would abort it.
 
-    A psycopg cursor's execute and fetch took 0.3 ms of a read's 0.4 ms of Python on the query
-    (bench/api_bench.py's read, in one process): its generators, its wait loop and a new
-    loader per row. libpq's call waits in C.
+    A psycopg cursor's execute and fetch took 0.43 ms of CPU a read against 0.11 ms here (5,000
+    reads in one process): its generators, its wait loop and a new loader per row. libpq's
+    call waits in C.
     """
     values, types = [], []
     for value in params:

@@ -103,7 +103,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             if count is not None:
                 request.counted_request = (counter, count)
             self.refuse_if_blocked(request, failures, read=read)
-            token = api_token_authenticate(raw_token=raw_token, read=read, digest=digest)
+            token = api_token_authenticate(digest=digest, read=read)
             if token is None:
                 failures.failure_record()
                 raise exceptions.AuthenticationFailed(

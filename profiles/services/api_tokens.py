@@ -45,16 +45,13 @@ def api_token_cache_key(*, digest: str) -> str:
     return _cache_key(digest)
 
 
-def api_token_authenticate(
-    *, raw_token: str, read: dict | None = None, digest: str | None = None
-) -> ApiToken | None:
-    """The active token of that raw value, with its datamart loaded; None if unknown or revoked.
+def api_token_authenticate(*, digest: str, read: dict | None = None) -> ApiToken | None:
+    """The active token of that digest (`api_token_digest` of the raw value a client sent),
+    with its datamart loaded; None if unknown or revoked.
 
     `read`: values the caller read from the cache with the token's key (`api_token_cache_key`)
     among them, to spare a round trip, a miss included; otherwise the key is read here.
-    `digest`: the raw token's, when the caller has it already.
     """
-    digest = digest or api_token_digest(raw_token)
     key = _cache_key(digest)
     token = read.get(key) if read is not None else cache.get(key)
     if token is None:

@@ -29,13 +29,13 @@ def test_create_api_token_prints_the_raw_token_last_and_stores_only_its_digest(d
     token = ApiToken.objects.get()
     assert raw_token not in (token.digest, token.prefix)
     assert token.digest == api_token_digest(raw_token)
-    assert api_token_authenticate(raw_token=raw_token) == token
+    assert api_token_authenticate(digest=api_token_digest(raw_token)) == token
 
 
 def test_revoked_token_no_longer_authenticates(datamart):
     raw_token = run("create_api_token", "--datamart", "1", "--name", "crm").strip().splitlines()[-1]
     run("revoke_api_token", "--datamart", "1", "--name", "crm")
-    assert api_token_authenticate(raw_token=raw_token) is None
+    assert api_token_authenticate(digest=api_token_digest(raw_token)) is None
 
 
 def test_create_api_token_for_a_missing_datamart_fails_clearly(db):
