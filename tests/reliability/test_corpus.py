@@ -3,8 +3,9 @@
 Each file is built at test time, uploaded, and run by a worker process started for this test
 (`tests.reliability.corpus.measured_worker`: the real app, recording each task's peak RSS).
 For each file: its status, its file-level code or every line error, the good lines that land
-(and nothing else), and the worker's peak memory, under `PEAK_RSS_BOUND_MB`. A table of what
-was measured is printed. Slow (about two minutes): it runs in the PostgreSQL pass of CI.
+(and nothing else), and the worker's peak memory, under `PEAK_RSS_BOUND_MB`. Each file is a
+row of the scenario report (test-artifacts/reliability.md), with its measured outcome. Slow
+(about two minutes): it runs in the PostgreSQL pass of CI.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from profiles.services import api_token_create
 from tests.imports.helpers import wait_finished, wait_for
 from tests.profiles.api.client import ApiClient
 from tests.reliability.corpus.cases import CASES, Case
+from tests.reliability.harness import report
 
 pytestmark = [
     pytest.mark.worker,
@@ -132,7 +134,7 @@ def test_every_hostile_file_gives_its_outcome_with_bounded_worker_memory(
         app="tests.reliability.corpus.measured_worker", env={"CORPUS_MEMORY_LOG": str(log)}
     )
     api = ApiClient(api_token_create(datamart=datamart, name="corpus")[1])
-    rows, problems = [], []
+    problems = []
     for case in CASES:
         path = tmp_path / f"{case.key}.{EXTENSION[case.mime_type]}"
         case.build(path, case.key)
@@ -159,24 +161,20 @@ def test_every_hostile_file_gives_its_outcome_with_bounded_worker_memory(
             found.append(f"peak RSS {peak_mb:.0f} MB over {PEAK_RSS_BOUND_MB} MB")
         problems.extend(f"{case.key}: {problem}" for problem in found)
         codes = execution.error_code or ", ".join(
-            f"{line}:{code}" for line, code in case.errors if (line, code) in case.errors
-        )
-        rows.append(
-            (
-                case.key,
-                case.what,
-                f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size} B",
-                execution.status,
-                codes or "-",
-                f"{len(landed)}/{len(case.landed)}",
-                f"{memory['rss_before_kb'] / 1024:.0f} -> {peak_mb:.0f} MB",
-                f"{seconds:.1f} s",
-                "ok" if not found else "MISMATCH",
+            f"{line}:{code}"
+            for line, code in execution.errors.order_by("line", "id").values_list(
+                "line", "error_code"
             )
         )
+        report(
+            f"Corpus: {case.key}",
+            did=f"{case.what} ({f'{size / 1e6:.1f} MB' if size >= 100_000 else f'{size} B'})",
+            measured=(
+                f"{execution.status}, codes {codes or '-'}; good lines landed "
+                f"{len(landed)}/{len(case.landed)}; worker RSS "
+                f"{memory['rss_before_kb'] / 1024:.0f} -> {peak_mb:.0f} MB; {seconds:.1f} s; "
+                + ("as expected" if not found else "MISMATCH: " + "; ".join(found))
+            ),
+        )
         path.unlink()
-    header = ("case", "file", "size", "status", "codes", "landed", "worker RSS", "time", "")
-    print("\n" + " | ".join(header))
-    for row in rows:
-        print(" | ".join(row))
     assert not problems, "\n".join(problems)
