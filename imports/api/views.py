@@ -46,13 +46,15 @@ from imports.services import (
 from profiles.api import schema as docs
 from profiles.api.authentication import TokenUser
 from profiles.api.exceptions import ApiError
-from profiles.api.pagination import keyset_page
+from profiles.api.pagination import PAGE_QUERY_PARAMETERS, keyset_page
 from profiles.api.paths import bad_request
 from profiles.api.views import DatamartView, page_response
 from profiles.merge import choose_merge_mode, parse_bool_word
 
 
 class DocumentImportListView(DatamartView):
+    query_parameters = {"get": PAGE_QUERY_PARAMETERS}
+
     @extend_schema(
         operation_id="document_imports_list",
         summary="The datamart's document imports",
@@ -136,7 +138,7 @@ class DocumentImportDetailView(DocumentImportScopedView):
 class ExecutionListView(DocumentImportScopedView):
     parser_classes = [RawUploadParser]
     query_parameters = {
-        "get": frozenset({"limit", "cursor"}),
+        "get": PAGE_QUERY_PARAMETERS,
         "post": frozenset({"update_strategy", "merge_objects", "empty_cells"}),
     }
 
@@ -267,6 +269,8 @@ class ExecutionDetailView(DocumentImportScopedView):
 
 
 class ExecutionErrorsView(DocumentImportScopedView):
+    query_parameters = {"get": PAGE_QUERY_PARAMETERS}
+
     @extend_schema(
         operation_id="execution_errors_list",
         summary="The line errors of an execution, in line order",
@@ -328,6 +332,8 @@ class ExecutionCancelView(DocumentImportScopedView):
 
 
 class ExecutionRevertView(DocumentImportScopedView):
+    query_parameters = {"post": frozenset({"force"})}
+
     @extend_schema(
         operation_id="executions_revert_preview",
         summary="What reverting an execution would do",

@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from profiles.api import schema as docs
-from profiles.api.pagination import keyset_page
+from profiles.api.pagination import PAGE_QUERY_PARAMETERS, keyset_page
 from profiles.api.paths import parse_selector
 from profiles.api.serializers import ErasureSerializer, ProfileChangeSerializer
 from profiles.api.views import DatamartView, page_response
@@ -28,6 +28,8 @@ class UserPointScopedView(DatamartView):
 
 
 class UserPointHistoryView(UserPointScopedView):
+    query_parameters = {"get": PAGE_QUERY_PARAMETERS}
+
     @extend_schema(
         operation_id="user_point_history_list",
         summary="The recorded changes of a user point's profiles, newest first",

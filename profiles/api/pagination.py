@@ -19,6 +19,10 @@ MAX_LIMIT = 1000
 _MAX_KEY = 2**63 - 1
 
 
+# The query parameters of a paged list.
+PAGE_QUERY_PARAMETERS = frozenset({"limit", "cursor"})
+
+
 def page_limit(query_params) -> int:
     text = query_params.get("limit")
     if text is None:

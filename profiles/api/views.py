@@ -17,7 +17,13 @@ from rest_framework.views import APIView
 from profiles.api import schema as docs
 from profiles.api.authentication import TokenUser
 from profiles.api.exceptions import ApiError
-from profiles.api.pagination import decode_cursor, encode_cursor, keyset_page, page_limit
+from profiles.api.pagination import (
+    PAGE_QUERY_PARAMETERS,
+    decode_cursor,
+    encode_cursor,
+    keyset_page,
+    page_limit,
+)
 from profiles.api.parsers import StrictJSONParser
 from profiles.api.paths import (
     bad_request,
@@ -98,9 +104,10 @@ class DatamartView(ApiView):
     permission_classes = [IsApiClient]
     throttle_classes = [ApiTokenRateThrottle]
     datamart: Datamart
-    # The query parameters each method reads, for the views that declare them: any other is
-    # refused (UNKNOWN_PARAMETER), never silently ignored, e.g. a `?update_strategy` on a PUT.
-    query_parameters: dict[str, frozenset[str]] | None = None
+    # The query parameters each method reads: any other is refused (UNKNOWN_PARAMETER), never
+    # silently ignored, e.g. a `?update_strategy` on a PUT or a `?dry_run` on an erase. None for
+    # a view that checks its own (the search, whose `p.` filters are open-ended).
+    query_parameters: dict[str, frozenset[str]] | None = {}
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -172,6 +179,8 @@ class NotFoundView(ApiView):
 
 
 class CompartmentListView(DatamartView):
+    query_parameters = {"get": PAGE_QUERY_PARAMETERS}
+
     @extend_schema(
         operation_id="compartments_list",
         summary="The datamart's compartments",
@@ -255,8 +264,6 @@ class CompartmentDetailView(DatamartView):
 
 
 class UserPointView(DatamartView):
-    query_parameters: dict[str, frozenset[str]] = {}
-
     @extend_schema(
         operation_id="user_points_retrieve",
         summary="A user point with its identifiers and profiles",
@@ -285,8 +292,6 @@ class UserPointView(DatamartView):
 
 class UserPointProfilesView(DatamartView):
     """Every profile of the point at once (a point holds few): no paging parameters."""
-
-    query_parameters: dict[str, frozenset[str]] = {}
 
     @extend_schema(
         operation_id="user_point_profiles_list",
@@ -435,6 +440,8 @@ class ProfileView(DatamartView):
 
 
 class ProfileSearchView(DatamartView):
+    query_parameters = None  # SEARCH_PARAMETERS and any `p.` filter, checked in get
+
     @extend_schema(
         operation_id="profiles_search",
         summary="Search profiles",
