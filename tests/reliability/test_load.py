@@ -287,3 +287,47 @@ def test_the_rate_limit_holds_across_the_servers_processes(datamart, gunicorn):
         "(200: allowed, 429: refused)",
         measured="; ".join(f"{cache}: {statuses}" for cache, statuses in outcomes.items()),
     )
+
+
+def test_behind_gunicorn_an_encoded_trailing_slash_stays_the_ids(
+    datamart, crm_compartment, gunicorn
+):
+    """`email_hash=del%2F` names `del/`, never `del`: gunicorn decodes the path but hands the app
+    the path as sent (RAW_URI), and profiles_site.wsgi keeps the slash the id's."""
+    server = gunicorn(workers=1)
+    _, token = api_token_create(datamart=datamart, name="slash")
+    base = f"/api/v1/datamarts/{datamart.pk}/user_points"
+
+    def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+        headers = {"Authorization": token, "Content-Type": "application/json"}
+        payload = None if body is None else json.dumps(body).encode()
+        status, answer = request(server.host, method, path, body=payload, headers=headers)
+        return status, json.loads(answer)["data"] if status < 300 else None
+
+    # The selector in the middle of a path is unambiguous: one point each.
+    assert (
+        call("PUT", f"{base}/email_hash=del%2F/user_profiles/compartment_id=1", {"w": 1})[0] == 201
+    )
+    assert call("PUT", f"{base}/email_hash=del/user_profiles/compartment_id=1", {"w": 2})[0] == 201
+    slash = f"compartment_id={CRM},user_account_id=acc%2F"
+    status, created = call(
+        "PUT", f"{base}/{slash}/user_profiles/compartment_id={CRM}/user_account_id=acc%2F", {"w": 3}
+    )
+    assert (status, created["$user_account_id"]) == (201, "acc/")
+
+    def profiles_of(point: dict) -> list:
+        return [profile["w"] for profile in point["profiles"]]
+
+    assert profiles_of(call("GET", f"{base}/email_hash=del%2F")[1]) == [1]
+    assert profiles_of(call("GET", f"{base}/email_hash=del%2f")[1]) == [1]
+    assert profiles_of(call("GET", f"{base}/email_hash=del/")[1]) == [2]  # the route's slash
+    assert profiles_of(call("GET", f"{base}/email_hash=del%2F/")[1]) == [1]
+    read = call("GET", f"{base}/{slash}/user_profiles/compartment_id={CRM}/user_account_id=acc%2F")
+    assert read[1]["w"] == 3
+    assert (
+        call("GET", f"{base}/{slash}/user_profiles/compartment_id={CRM}/user_account_id=acc")[0]
+        == 404
+    )
+    assert call("DELETE", f"{base}/email_hash=del%2F")[0] == 200
+    assert call("GET", f"{base}/email_hash=del%2F/user_profiles")[0] == 404
+    assert profiles_of(call("GET", f"{base}/email_hash=del")[1]) == [2]  # the other one stays

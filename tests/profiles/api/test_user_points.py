@@ -208,3 +208,28 @@ def test_ids_that_hold_a_slash_are_reached_through_every_route(api, crm_compartm
     assert api.delete(path).status_code in (200, 204)
     assert api.get(path).status_code == 404
     assert api.get(f"{BASE}/user_points/email_hash=h%2F1").status_code == 404
+
+
+def test_an_id_ending_in_a_slash_is_named_by_its_encoded_slash_then_the_routes(
+    api, crm_compartment
+):
+    """In the last segment, `del/` and `del` + the route's optional slash reach the app alike
+    (`…=del/`): `del%2F/` is the portable way to name `del/` (behind gunicorn `del%2F` alone
+    does too, tests/reliability/test_load.py), and a plain trailing slash stays the route's."""
+    points = f"{BASE}/user_points"
+    assert (
+        api.put(f"{points}/email_hash=del%2F/user_profiles/compartment_id=1", {"w": 1}).status_code
+        == 201
+    )
+    assert (
+        api.put(f"{points}/email_hash=del/user_profiles/compartment_id=1", {"w": 2}).status_code
+        == 201
+    )
+    assert [p["w"] for p in data(api.get(f"{points}/email_hash=del%2F/"))["profiles"]] == [1]
+    assert [p["w"] for p in data(api.get(f"{points}/email_hash=del/"))["profiles"]] == [2]
+    account = "compartment_id=1606,user_account_id=acc%2F"
+    path = profile_path(account, 1606, "acc%2F") + "/"
+    assert data(api.put(path, {"w": 3}))["$user_account_id"] == "acc/"
+    assert data(api.get(path))["w"] == 3
+    assert api.delete(f"{points}/email_hash=del%2F/").status_code == 200
+    assert [p["w"] for p in data(api.get(f"{points}/email_hash=del"))["profiles"]] == [2]
