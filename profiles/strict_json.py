@@ -28,6 +28,7 @@ from profiles.commands import describe_value
 
 MAX_JSON_DEPTH = 64
 MAX_INT = 2**63 - 1
+MIN_INT = -(2**63)  # signed 64 bits: one more below zero than above
 
 
 class StrictJsonError(ValueError):
@@ -65,7 +66,7 @@ def _reject_constant(name: str) -> float:
 
 
 def _int_in_64_bits(text: str) -> int:
-    if len(text.lstrip("-")) > 19 or abs(number := int(text)) > MAX_INT:
+    if len(text.lstrip("-")) > 19 or not MIN_INT <= (number := int(text)) <= MAX_INT:
         shown = text if len(text) <= 24 else text[:21] + "..."
         raise StrictJsonError("INVALID_NUMBER", f"the integer {shown} does not fit in 64 bits")
     return number

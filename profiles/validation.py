@@ -33,6 +33,7 @@ MAX_KEY_LENGTH = 256
 MAX_USER_ACCOUNT_ID_LENGTH = 255  # the column's max_length
 MAX_COMPARTMENT_ID = 2**31 - 1  # PositiveIntegerField
 MAX_INT = 2**63 - 1  # SQLite JSON and JS clients lose bigger integers
+MIN_INT = -(2**63)
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 # Invisible characters that are not format or control ones: the Default_Ignorable_Code_Point
@@ -45,7 +46,7 @@ _INVISIBLE = frozenset(
 
 def _stored_int(text: str) -> int | float:
     number = int(text)
-    return number if -MAX_INT - 1 <= number <= MAX_INT else float(text)
+    return number if MIN_INT <= number <= MAX_INT else float(text)
 
 
 class PropertiesDecoder(json.JSONDecoder):
@@ -140,7 +141,7 @@ def _check_scalar(value: Any, path: str) -> None:
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, int):
-        if abs(value) > MAX_INT:
+        if not MIN_INT <= value <= MAX_INT:
             raise PropertyError(
                 "INVALID_NUMBER",
                 f"'{path}' holds an integer outside the signed 64-bit range",
@@ -209,7 +210,7 @@ def _plain_size(value: Any, depth: int) -> int | None:
     if value is None or kind is bool:
         return 5
     if kind is int:
-        return 21 if -MAX_INT <= value <= MAX_INT else None
+        return 21 if MIN_INT <= value <= MAX_INT else None
     if kind is float:
         return 25 if math.isfinite(value) else None
     return None

@@ -194,7 +194,8 @@ def _mapping_from_cells(cells: list[_RowCell], options: ReaderOptions) -> dict[s
         if cell.column.transform and not _is_empty(cell.value):
             cell = replace(cell, value=transform_cell(cell.column.transform, cell.value))
         if _is_empty(cell.value):
-            if cell.value == "" and _keeps_empty_string(cell.column, options):
+            # CSV gives an empty cell as "", XLSX as None (openpyxl: the cell holds nothing).
+            if _keeps_empty_string(cell.column, options):
                 _set_path(profile, cell.column.path, "")
             continue
         if cell.column.role == "command":

@@ -162,3 +162,26 @@ def test_the_command_can_be_told_that_empty_cells_are_empty_strings(datamart, tm
     _import(path, "--no-progress", "--empty-cells-are-empty-strings")
     assert Execution.objects.get().empty_cell_is_empty_string
     assert UserProfile.objects.get().properties == {"city": ""}
+
+
+@pytest.mark.parametrize("word", ["maybe", "treu", ""])
+def test_a_merge_objects_word_that_is_no_boolean_is_refused_before_anything_runs(
+    datamart, tmp_path, word
+):
+    """Read as false, a typo would switch every line to a shallow merge (SPEC §2 rule 3: deep
+    merge unless the upload chose otherwise); the API refuses ?merge_objects=maybe too."""
+    from django.core.management.base import CommandError
+
+    path = tmp_path / "crm.ndjson"
+    path.write_bytes(ndjson(account("c1", {"a": 1})))
+    with pytest.raises(CommandError, match="--merge-objects takes true or false"):
+        _import(path, "--no-progress", "--merge-objects", word)
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.parametrize(("word", "deep"), [("true", True), ("FALSE", False), ("yes", True)])
+def test_a_merge_objects_word_sets_the_default_merge(datamart, tmp_path, word, deep):
+    path = tmp_path / "crm.ndjson"
+    path.write_bytes(ndjson(account("c1", {"a": 1})))
+    _import(path, "--no-progress", "--merge-objects", word)
+    assert Execution.objects.get().default_merge_objects is deep

@@ -336,14 +336,15 @@ def test_empty_keys_are_rejected_at_any_depth(key):
     assert error_of({"a": [{key: 1}]}).code == "EMPTY_KEY"
 
 
-@pytest.mark.parametrize("number", [2**63, -(2**63), 10**30])
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 10**30, -(10**30)])
 def test_integers_outside_64_bits_are_rejected(number):
     error = error_of({"a": {"b": number}})
     assert (error.code, error.field) == ("INVALID_NUMBER", "a.b")
 
 
 def test_integers_at_the_64_bit_edge_are_accepted():
-    validate_custom_properties({"a": 2**63 - 1, "b": -(2**63 - 1), "c": 1e300})
+    """Signed 64 bits: one more integer below zero than above (-2**63)."""
+    validate_custom_properties({"a": 2**63 - 1, "b": -(2**63), "c": 1e300})
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,11 @@ class Command(BaseCommand):
                 "encoding": options["encoding"],
             },
         )
-        merge_objects = parse_bool_word(options["merge_objects"]) is True
+        merge_objects = parse_bool_word(options["merge_objects"])
+        if merge_objects is None:  # as the API's ?merge_objects=: never read as false
+            raise CommandError(
+                f"--merge-objects takes true or false, not {options['merge_objects']!r}"
+            )
         try:
             # The command's document import carries the mapping of its latest run (or none);
             # each execution keeps its own copy, so a resume reads its file the same way.

@@ -144,3 +144,24 @@ def test_an_invalid_json_message_names_the_character_once(text, message):
     with pytest.raises(StrictJsonError) as raised:
         parse_strict_json(text, max_depth=32)
     assert raised.value.detail == message
+
+
+@pytest.mark.parametrize(
+    ("number", "fits"),
+    [
+        (2**63 - 1, True),
+        (-(2**63), True),  # signed 64 bits: one more below zero than above
+        (2**63, False),
+        (-(2**63) - 1, False),
+    ],
+)
+def test_integers_are_read_within_signed_64_bits(number, fits):
+    from profiles.strict_json import StrictJsonError, parse_strict_json
+
+    text = f'{{"a": {number}}}'
+    if fits:
+        assert parse_strict_json(text, max_depth=32) == {"a": number}
+    else:
+        with pytest.raises(StrictJsonError) as refused:
+            parse_strict_json(text, max_depth=32)
+        assert refused.value.code == "INVALID_NUMBER"

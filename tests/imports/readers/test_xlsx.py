@@ -187,3 +187,14 @@ def test_xlsx_xml_is_parsed_with_defusedxml(tmp_path):
 def test_xlsx_records_are_not_counted_before_reading(tmp_path):
     path = write_xlsx(tmp_path, [["email_hash"], ["h1"], ["h2"]])
     assert open_reader(path, FileFormat.XLSX).count_records() is None
+
+
+def test_xlsx_empty_cell_can_mean_empty_string(tmp_path):
+    """As in CSV (SPEC §3: absent unless the import is told otherwise): a cell that holds
+    nothing, written or not, within the header's columns."""
+    path = write_xlsx(
+        tmp_path, [["email_hash", "firstname", "nl.a", "age:int", "last"], ["h1", None, "", None]]
+    )
+    assert only(read(path, FileFormat.XLSX)).user_profile == {}
+    record = only(read(path, FileFormat.XLSX, empty_cell_is_empty_string=True))
+    assert record.user_profile == {"firstname": "", "nl": {"a": ""}, "last": ""}

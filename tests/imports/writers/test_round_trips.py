@@ -25,7 +25,7 @@ TEXT = st.text(
 SCALARS = (
     st.none()
     | st.booleans()
-    | st.integers(-(2**63 - 1), 2**63 - 1)  # what a profile may hold (64 bits)
+    | st.integers(-(2**63), 2**63 - 1)  # what a profile may hold (64 bits)
     | st.floats(allow_nan=False, allow_infinity=False)
     | TEXT
     | st.sampled_from(
