@@ -3,8 +3,12 @@
 Failed lines are written in the source format with `_line` and `_error` added
 (first keys of an object; last two columns of a row, under the source header and
 delimiter), and the readers ignore those two names, so the file can be fixed and
-uploaded again. A line that did not parse as JSON is written back verbatim (it
-needs fixing anyway; undecodable bytes as the very bytes); a line too long to
+uploaded again. A record that is no JSON object (it did not parse, or it is an
+array or a string) becomes an object of its own: `_line`, `_error` and `_raw`,
+the record's text as read (undecodable bytes replaced by U+FFFD), so every entry
+of the file says its line and its error and the file stays JSON; `_raw` is no
+command field, so the entry fails again until it is replaced by the fixed
+record. A line too long to
 keep is written as an object holding only `_line` and `_error`, and so is a
 record kept only in part (IMPORT_ERROR_RAW_MAX_BYTES); a CSV/XLSX row that could
 not be split into cells (INVALID_CSV, LINE_TOO_LONG) gets empty cells. Cells are
@@ -70,12 +74,12 @@ def _failed_row(error: LineError, columns: list[str]) -> list[Any]:
 
 
 def _failed_json_record(error: LineError, encoding: str) -> bytes:
-    if isinstance(error.raw, bytes):
-        return error.raw  # undecodable: give back the very bytes
-    if isinstance(error.raw, str):
-        return error.raw.encode(encoding, errors="replace")
+    annotated: dict[str, Any] = {"_line": error.line, "_error": error.message}
     body = error.raw if isinstance(error.raw, Mapping) else {}
-    annotated = {"_line": error.line, "_error": error.message}
+    if isinstance(error.raw, bytes):  # undecodable in the source encoding
+        annotated["_raw"] = error.raw.decode(encoding, errors="replace")
+    elif isinstance(error.raw, str):  # no JSON object: not parsed, or an array or a string
+        annotated["_raw"] = error.raw
     annotated.update((key, value) for key, value in body.items() if key not in ANNOTATION_KEYS)
     # \u escapes keep any text writable in a one-byte source encoding.
     ascii_only = codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig")

@@ -54,7 +54,8 @@ def test_the_summary_points_to_the_execution_page_and_writes_the_failed_lines(
     failed = tmp_path / "crm.failed-lines.ndjson"
     assert f"failed lines: {failed} (2 lines" in output
     lines = failed.read_text().splitlines()
-    assert lines[0] == "{bad"  # an unreadable line is kept as it was
+    assert lines[0].startswith('{"_line":2,"_error":"line 2: invalid JSON')
+    assert lines[0].endswith('"_raw":"{bad"}')  # an unreadable line keeps its text
     assert lines[1].startswith('{"_line":3,"_error":"line 3')
 
 

@@ -313,7 +313,10 @@ def test_failed_ndjson_lines_come_back_annotated_and_reimport_once_fixed(documen
     fixable = json.loads(records[0])
     assert fixable["_line"] == 2 and "compartment 99" in fixable["_error"]
     assert fixable["user_profile"] == {"$compartment_id": CRM, "$user_account_id": "c2", "a": 2}
-    assert records[1] == "{broken"  # written back verbatim
+    broken = json.loads(records[1])  # no JSON object: its text, with its line and error
+    assert (
+        broken["_line"] == 3 and broken["_raw"] == "{broken" and "invalid JSON" in broken["_error"]
+    )
     assert json.loads(records[2])["_line"] == 4
 
     fixable["compartment_id"] = CRM
@@ -355,7 +358,8 @@ def test_failed_lines_stream_in_the_source_format(document_import):
     download = execution_failed_lines(execution=execution)
     assert download.file_name == "profiles.failed-lines.ndjson"
     assert download.content_type == "application/x-ndjson; charset=utf-8"
-    assert b"".join(download.chunks) == b"[1]\n"
+    entry = json.loads(b"".join(download.chunks))
+    assert (entry["_line"], entry["_raw"]) == (2, "[1]") and entry["_error"]
 
 
 def test_a_record_the_database_cannot_hold_is_kept_with_replacement_characters(document_import):
@@ -365,7 +369,8 @@ def test_a_record_the_database_cannot_hold_is_kept_with_replacement_characters(d
     )
     error = execution.errors.get()
     assert error.error_code == "NUL_CHARACTER" and "\ufffd" in error.raw
-    assert _failed_lines(execution).startswith(b'{"operation"')
+    entry = json.loads(_failed_lines(execution))
+    assert entry["_line"] == 2 and entry["_raw"].startswith('{"operation"')
 
 
 # --------------------------------------------------------------------------- command line

@@ -45,15 +45,17 @@ def test_failed_json_lines_keep_the_record_and_add_line_and_error(fmt):
     errors = [r for r in read_bytes(source.encode(), fmt) if isinstance(r, LineError)]
     failed = failed_file(errors, fmt)
 
-    again = read_bytes(failed, fmt)
-    assert [(e.code, e.identifier) for e in again] == [(e.code, e.identifier) for e in errors]
-    annotated = [e.raw for e in again if isinstance(e.raw, dict)]
-    assert [(a["_line"], a["_error"]) for a in annotated] == [
-        (2, errors[0].message),
-        (4, errors[2].message),
+    entries = json.loads(failed) if fmt is FileFormat.JSON else map(json.loads, failed.splitlines())
+    assert [(entry["_line"], entry["_error"]) for entry in entries] == [
+        (error.line, error.message) for error in errors
     ]
-    # the line that did not parse comes back verbatim, to be fixed by hand
-    assert errors[1].raw in failed.decode()
+    again = read_bytes(failed, fmt)
+    assert [(e.code, e.identifier) for e in again] == [
+        (errors[0].code, errors[0].identifier),
+        ("UNKNOWN_FIELD", ""),  # the one that did not parse holds its text under _raw
+        (errors[2].code, errors[2].identifier),
+    ]
+    assert again[1].raw["_raw"] == errors[1].raw
 
 
 @pytest.mark.parametrize("fmt", [FileFormat.NDJSON, FileFormat.JSON])
@@ -64,7 +66,14 @@ def test_fixed_failed_json_lines_reimport_as_the_intended_commands(fmt):
         else "[" + NDJSON_SOURCE.strip().replace("\n", ",\n") + "]"
     )
     errors = [r for r in read_bytes(source.encode(), fmt) if isinstance(r, LineError)]
-    fixed = failed_file(errors, fmt).replace(b"UPSRT", b"UPSERT").replace(b'"a":3,}', b'"a":3}')
+    failed = failed_file(errors, fmt).replace(b"UPSRT", b"UPSERT")
+    entries = json.loads(failed) if fmt is FileFormat.JSON else map(json.loads, failed.splitlines())
+    # Staff replace the entry of the record that did not parse by its fixed text.
+    texts = [
+        entry["_raw"].replace('"a":3,}', '"a":3}') if "_raw" in entry else json.dumps(entry)
+        for entry in entries
+    ]
+    fixed = ("[" + ",\n".join(texts) + "]" if fmt is FileFormat.JSON else "\n".join(texts)).encode()
 
     intended = [
         r
@@ -100,7 +109,7 @@ def only_error(records):
     return records[0]
 
 
-def test_failed_ndjson_undecodable_line_is_written_back_as_its_bytes():
+def test_failed_ndjson_undecodable_line_is_written_back_as_its_text():
     bad = b'{"operation":"UPSERT","email_hash":"\xff","user_profile":{}}'
     # Past the first 64 KB, where a bad byte is its line's error, not the file's encoding.
     filler, _ = past_the_encoding_sample(
@@ -109,7 +118,8 @@ def test_failed_ndjson_undecodable_line_is_written_back_as_its_bytes():
     errors = [
         e for e in read_bytes(filler + bad + b"\n", FileFormat.NDJSON) if isinstance(e, LineError)
     ]
-    assert failed_file(errors, FileFormat.NDJSON) == bad + b"\n"
+    entry = json.loads(failed_file(errors, FileFormat.NDJSON))
+    assert entry["_raw"] == bad.decode("utf-8", errors="replace") and entry["_error"]
 
 
 CSV_SOURCE = (
