@@ -97,7 +97,12 @@ class HeaderError(ValueError):
 
 
 class CellError(ValueError):
-    """A cell that does not convert under its column's suffix."""
+    """A cell that does not convert under its column's suffix: INVALID_CELL, or the strict JSON
+    reader's own code for a `:json` cell (TOO_DEEP, NON_FINITE_NUMBER…), as on an NDJSON line."""
+
+    def __init__(self, message: str, *, code: str = "INVALID_CELL") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # --------------------------------------------------------------------------- formulas
@@ -370,7 +375,8 @@ class JsonCodec(CellCodec):
         try:
             return parse_strict_json(text, max_depth=max_depth)
         except StrictJsonError as problem:
-            raise CellError(problem.detail) from None
+            code = "INVALID_CELL" if problem.code == "INVALID_JSON" else problem.code
+            raise CellError(problem.detail, code=code) from None
 
     def render(self, value: Any, *, typed: bool = False) -> Any:
         return compact_json(value)

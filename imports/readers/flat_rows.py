@@ -240,4 +240,4 @@ def _profile_cell_value(cell: _RowCell, options: ReaderOptions) -> Any:
             return cell_text(value)
         return codec_for(column.suffix).clean(value, max_depth=options.max_depth)
     except CellError as problem:
-        raise _RowProblem("INVALID_CELL", cell, str(problem)) from None
+        raise _RowProblem(problem.code, cell, str(problem)) from None

@@ -12,6 +12,7 @@ from tests.imports.readers.helpers import (
     past_the_encoding_sample,
     read,
     read_csv,
+    read_ndjson,
     write_text,
 )
 
@@ -94,9 +95,7 @@ def test_csv_typed_cells_convert(tmp_path, header, cell, value):
         ("score:float", "inf"),
         ("score:float", "1e999"),
         ("ok:bool", "maybe"),
-        ("tags:json", "[1,"),
-        ("tags:json", '{"a":1,"a":2}'),
-        ("tags:json", "NaN"),
+        ("tags:json", "[1,"),  # the strict JSON reader's other codes: below
     ],
 )
 def test_csv_cell_that_does_not_convert_is_a_line_error_naming_the_column(tmp_path, header, cell):
@@ -472,3 +471,25 @@ def test_csv_lines_ending_in_cr_alone_are_read_as_lines(tmp_path):
         after_line=last.line, at_offset=reader.position
     )
     assert list(resumed) == records[2:]
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("NaN", "NON_FINITE_NUMBER"),
+        ("[" * 70 + "]" * 70, "TOO_DEEP"),
+        ('{"a": 1, "a": 2}', "DUPLICATE_KEY"),
+        ("1" * 30, "INVALID_NUMBER"),
+        ('"\\ud800"', "INVALID_UNICODE"),
+        ("{bad", "INVALID_CELL"),
+    ],
+)
+def test_a_json_cell_gets_the_code_an_ndjson_line_gets_for_the_same_value(tmp_path, value, code):
+    """docs/rules.md: the same code for the same problem on every path (a syntax error is the
+    cell's INVALID_CELL, as a column that does not convert)."""
+    quoted = '"' + value.replace('"', '""') + '"'
+    (error,) = read_csv(tmp_path, f"email_hash,v:json\nh1,{quoted}\n")
+    assert (error.code, error.field) == (code, "v:json")
+    if code != "INVALID_CELL":
+        line = f'{{"operation": "UPSERT", "email_hash": "h1", "user_profile": {{"v": {value}}}}}'
+        assert read_ndjson(tmp_path, [line])[0].code == code
