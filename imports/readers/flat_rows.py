@@ -50,6 +50,7 @@ from imports.flat_layout import (
 )
 from imports.readers.base import FileError, ImportRecord, ReaderOptions
 from profiles.commands import LineError, Operation, command_from_mapping, identifier_label_of
+from profiles.wording import count_noun
 
 
 def columns_of_header(
@@ -178,7 +179,8 @@ def _cell_count_problem(
         return LineError(
             line=line,
             code="WRONG_CELL_COUNT",
-            message=f"line {line}: {len(values)} cells for {len(columns)} header columns",
+            message=f"line {line}: {count_noun(len(values), 'cell')} for "
+            f"{count_noun(len(columns), 'header column')}",
         )
     return None
 

@@ -133,6 +133,11 @@ def test_csv_row_with_wrong_cell_count_is_a_line_error(tmp_path):
     ]
 
 
+def test_a_wrong_cell_count_is_worded_as_counts_are(tmp_path):
+    (error,) = read_csv(tmp_path, "email_hash\nh1,x\n")
+    assert error.message == "line 2: 2 cells for 1 header column"
+
+
 def test_csv_blank_rows_are_skipped_but_counted(tmp_path):
     assert codes(read_csv(tmp_path, "email_hash,a\n\nh1,1\n,\nh2,2\n")) == [(3, "OK"), (5, "OK")]
 
