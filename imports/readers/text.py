@@ -127,7 +127,16 @@ def encoding_checked(sample: bytes, encoding: str, *, whole_file: bool) -> None:
     """SPEC §4: a file in another encoding than the one declared fails before anything is
     written. Its first SNIFF_BYTES are the evidence: a byte there that the encoding cannot
     decode fails the file (INVALID_ENCODING); one further on is a line error of its line, the
-    lines before it having been valid. A character cut by the sample's end is no evidence."""
+    lines before it having been valid. A character cut by the sample's end is no evidence. A
+    UTF-8 byte order mark in a file declared in another encoding is evidence too: latin-1 would
+    read it as the first header's `ï»¿`."""
+    if encoding != "utf-8" and sample.startswith(_UTF8_BOM):
+        raise FileError(
+            "INVALID_ENCODING",
+            f"the file is not {encoding}: it starts with a UTF-8 byte order mark; upload it as "
+            "UTF-8",
+            line=1,
+        )
     try:
         sample.decode(encoding)
     except UnicodeDecodeError as problem:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+
 import pytest
 
 from imports.readers import FileError, FileFormat, ReaderOptions, open_reader
@@ -165,3 +167,18 @@ def test_integers_are_read_within_signed_64_bits(number, fits):
         with pytest.raises(StrictJsonError) as refused:
             parse_strict_json(text, max_depth=32)
         assert refused.value.code == "INVALID_NUMBER"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"), [(FileFormat.CSV, "in.csv"), (FileFormat.NDJSON, "in.ndjson")]
+)
+def test_a_utf8_bom_in_a_file_declared_latin1_fails_the_file(tmp_path, fmt, name):
+    """Read as latin-1 the BOM would be the first header's `ï»¿` (every line then lacks its
+    identifier): the file is UTF-8, and says so before anything is read."""
+    text = "email_hash,a\nh1,é\n" if fmt is FileFormat.CSV else ndjson_line() + "\n"
+    path = tmp_path / name
+    path.write_bytes(codecs.BOM_UTF8 + text.encode())
+    with pytest.raises(FileError) as caught:
+        list(open_reader(path, fmt, ReaderOptions(encoding="latin-1")))
+    assert caught.value.code == "INVALID_ENCODING" and "UTF-8" in caught.value.message
+    assert len(list(open_reader(path, fmt, ReaderOptions(encoding="utf-8")))) == 1
