@@ -76,6 +76,12 @@ PROFILE_KEY_COLUMNS = frozenset({"$compartment_id", "$user_account_id"})
 IDENTIFIER_COLUMNS = frozenset({"user_account_id", "email_hash", "user_agent_id"})
 BOOLEAN_COLUMNS = frozenset({"force_replace", "merge_objects"})
 TYPE_SUFFIXES = frozenset({"int", "float", "bool", "json", "str"})
+# Other names of the types, as other tools spell them: a header ending in one meant a type, so
+# it is refused with the right spelling rather than read as a key holding ":" (`age:integer`).
+_TYPE_ALIASES = frozenset(
+    {"integer", "long", "bigint", "int64", "number", "double", "decimal", "boolean", "string"}
+    | {"text", "object", "array", "list", "dict"}
+)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 _ESCAPED_PREFIXES = (*FORMULA_PREFIXES, "'")
@@ -167,6 +173,14 @@ def parse_header_cell(index: int, header: str) -> FlatColumn:
         path, suffix = _parse_path_header(index, header)
         return FlatColumn(header=header, role="profile", path=path, suffix=suffix)
     name, suffix = _split_suffix(header)
+    _, colon, unknown = header.rpartition(":")
+    if colon and unknown.lower() in _TYPE_ALIASES:
+        raise HeaderError(
+            "INVALID_HEADER",
+            f"{column_label(index, header)}: :{unknown} is not a type; use :int, :float, :bool, "
+            ':json or :str (a key holding ":" is written ["a:b"])',
+            header=header,
+        )
     if name in RESERVED_COLUMNS:
         # A suffix on a command column changes nothing: its reading is fixed.
         return FlatColumn(header=header, role="command", name=name)

@@ -498,3 +498,18 @@ def test_a_json_cell_gets_the_code_an_ndjson_line_gets_for_the_same_value(tmp_pa
     if code != "INVALID_CELL":
         line = f'{{"operation": "UPSERT", "email_hash": "h1", "user_profile": {{"v": {value}}}}}'
         assert read_ndjson(tmp_path, [line])[0].code == code
+
+
+@pytest.mark.parametrize("header", ["age:integer", "ok:Boolean", "tags:array", "name:string"])
+def test_a_type_spelled_as_other_tools_spell_it_fails_the_header(tmp_path, header):
+    """`age:integer` meant a type: refused with SPEC §3's spelling, as a column mapping refuses
+    it, rather than read as a key holding ":"."""
+    with pytest.raises(FileError) as caught:
+        read_csv(tmp_path, f"email_hash,{header}\nh1,1\n")
+    assert caught.value.code == "INVALID_HEADER"
+    assert "use :int, :float, :bool, :json or :str" in caught.value.message
+
+
+def test_a_key_holding_a_colon_is_still_read_when_no_type_was_meant(tmp_path):
+    record = only(read_csv(tmp_path, 'email_hash,time:zone,"[""age:integer""]"\nh1,CET,3\n'))
+    assert record.user_profile == {"time:zone": "CET", "age:integer": "3"}
