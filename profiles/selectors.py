@@ -244,9 +244,10 @@ def point_ids_matching(term: str, *, datamart_ids: list[int]) -> list:
     """User points named by an exact account id, email hash, user agent id or point id.
 
     Each lookup names the datamarts (and compartments) explicitly, so it is served by the
-    unique indexes that lead with them, never by a scan.
+    unique indexes that lead with them, never by a scan. No identifier holds a NUL (refused
+    when written; PostgreSQL's text cannot): a term holding one names nothing.
     """
-    if not datamart_ids:
+    if not datamart_ids or "\x00" in term:
         return []
     compartment_ids = list(
         Compartment.objects.filter(datamart_id__in=datamart_ids).values_list("id", flat=True)
@@ -273,7 +274,10 @@ def point_ids_matching(term: str, *, datamart_ids: list[int]) -> list:
 
 
 def own_account_q(term: str, *, datamart_ids: list[int]) -> Q:
-    """Profiles whose own account id is `term`, by the (datamart, compartment, account) index."""
+    """Profiles whose own account id is `term`, by the (datamart, compartment, account) index;
+    none for a term holding a NUL, which no account id holds."""
+    if "\x00" in term:
+        return Q(pk__in=[])
     compartment_ids = list(
         Compartment.objects.filter(datamart_id__in=datamart_ids).values_list("id", flat=True)
     )

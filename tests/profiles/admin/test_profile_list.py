@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from profiles.identifiers import EmailIdentifier, UserAgentIdentifier
 from profiles.models import Compartment
+from profiles.permissions import EXPORT_PROFILES
 from profiles.selectors import ProfileListFilters, user_profiles_for_list
 from profiles.services import identifier_attach
 
@@ -243,3 +244,24 @@ def test_a_parameter_the_list_does_not_filter_on_is_refused(people, alice, login
 def test_a_date_bound_that_is_no_date_asks_to_set_the_filters_again(people, alice, login):
     response = login(alice).get(PROFILES, {"last_modified_ts__gte": "soon"})
     assert (response.status_code, response["Location"]) == (302, f"{PROFILES}?e=1")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        PROFILES,
+        "/admin/profiles/userprofile/export/",
+        "/admin/profiles/userpoint/",
+        "/admin/profiles/profilechange/",
+    ],
+)
+@pytest.mark.parametrize("term", ["\x00", "acc\x00", "0b8e0f6c-5f7c-4a0e-9a57-6f1f4b3f2a10\x00"])
+def test_a_search_holding_a_nul_finds_nothing_and_is_no_server_error(
+    people, make_staff, datamart, login, path, term
+):
+    """No identifier or account id holds a NUL; PostgreSQL's text cannot (a DataError, 500)."""
+    exporter = make_staff("exporter", [datamart], extra=(EXPORT_PROFILES,))
+    response = login(exporter).get(path, {"q": term})
+    assert response.status_code == 200
+    if path == PROFILES:
+        assert list(response.context["cl"].result_list) == []
