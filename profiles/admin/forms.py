@@ -57,6 +57,33 @@ class PropertiesEditorWidget(JSONEditorWidget):
         return value
 
 
+def js_rounding_undone(edited: object, *, stored: object) -> object:
+    """The edited properties with each integer the browser's editor could not hold put back.
+
+    JSONEditor holds numbers as JavaScript doubles: an integer past 2**53 that staff never
+    touched comes back rounded (9007199254740993 as 9007199254740992, 2**63 - 1 as
+    9223372036854776000). Where an edited number is the double of the stored integer at the
+    same place, the stored integer is kept; any other edit stands.
+    """
+    if isinstance(edited, dict) and isinstance(stored, dict):
+        return {
+            key: js_rounding_undone(value, stored=stored[key]) if key in stored else value
+            for key, value in edited.items()
+        }
+    if isinstance(edited, list) and isinstance(stored, list) and len(edited) == len(stored):
+        return [
+            js_rounding_undone(item, stored=was) for item, was in zip(edited, stored, strict=True)
+        ]
+    if (
+        type(stored) is int
+        and abs(stored) > 2**53
+        and type(edited) in (int, float)
+        and float(edited) == float(stored)
+    ):
+        return stored
+    return edited
+
+
 def properties_checked(value: object) -> object:
     """The one validator of custom properties, its message shown next to the field."""
     try:
@@ -100,7 +127,10 @@ class ProfileChangeForm(ScopedModelForm):
         )
 
     def clean_properties(self):
-        return properties_checked(self.cleaned_data.get("properties"))
+        edited = self.cleaned_data.get("properties")
+        if self.instance.pk:
+            edited = js_rounding_undone(edited, stored=self.instance.properties)
+        return properties_checked(edited)
 
     def clean_loaded_last_modified_ts(self) -> datetime | None:
         raw = self.cleaned_data.get("loaded_last_modified_ts") or ""

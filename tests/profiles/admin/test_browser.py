@@ -25,6 +25,8 @@ def customer(datamart, make_profile):
         {
             "firstname": "David",
             "newsletter_options": {"subscribed": True, "preferred_periods": "MONTHLY"},
+            # Past what a JavaScript number holds: the editor's save must not round them.
+            "big_ids": [9007199254740993, 2**63 - 1, -(2**63)],
         },
     )
 
@@ -85,6 +87,7 @@ def test_staff_member_edits_a_nested_property_and_reads_it_in_the_history(
         "subscribed": True,
         "preferred_periods": "WEEKLY",
     }
+    assert stored.properties["big_ids"] == [9007199254740993, 2**63 - 1, -(2**63)]
     assert ProfileChange.objects.filter(profile_id=customer.pk, user=alice).exists()
 
     page.click(".field-point_link a")

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 
+from profiles.admin.forms import js_rounding_undone
 from profiles.admin.user_profiles import NOTHING_CHANGED
 from profiles.errors import ProfileError
 from profiles.models import ProfileChange, UserAccount, UserPoint, UserProfile
@@ -278,3 +279,22 @@ def test_an_added_profile_is_the_one_logged_and_linked(datamart, alice, login):
     profile = UserProfile.objects.get(user_account_id="new-43")
     assert LogEntry.objects.get().object_id == str(profile.pk)
     assert f"{PROFILES}{profile.pk}/change/" in shown_messages(response)[0]
+
+
+@pytest.mark.parametrize(
+    ("stored", "edited", "saved"),
+    [
+        # What the browser's doubles send back for integers staff never touched: the stored.
+        ({"a": 9007199254740993}, {"a": 9007199254740992}, {"a": 9007199254740993}),
+        ({"a": [2**63 - 1]}, {"a": [9223372036854776000]}, {"a": [2**63 - 1]}),
+        ({"a": {"b": -(2**63)}}, {"a": {"b": -9.223372036854776e18}}, {"a": {"b": -(2**63)}}),
+        # Real edits stand: another number, a small integer, a new key, a list changed.
+        ({"a": 9007199254740993}, {"a": 9007199254741000}, {"a": 9007199254741000}),
+        ({"a": 5}, {"a": 5.0}, {"a": 5.0}),
+        ({"a": 9007199254740993}, {"b": 9007199254740992}, {"b": 9007199254740992}),
+        ({"a": [9007199254740993]}, {"a": [9007199254740992, 1]}, {"a": [9007199254740992, 1]}),
+        ({"a": 9007199254740993}, {"a": "9007199254740992"}, {"a": "9007199254740992"}),
+    ],
+)
+def test_the_editor_rounding_of_big_integers_is_undone_and_nothing_else(stored, edited, saved):
+    assert js_rounding_undone(edited, stored=stored) == saved
