@@ -18,8 +18,10 @@ class EstimatedCountPaginator(Paginator):
     - An unfiltered queryset on PostgreSQL: the table's `pg_class.reltuples` (kept by
       ANALYZE and autovacuum), no scan at all.
     - Otherwise `SELECT COUNT(*) FROM (SELECT … LIMIT COUNT_CAP + 1)`: bounded work. When the
-      cap is reached, PostgreSQL's planner estimate for the query (EXPLAIN) gives the number;
-      elsewhere the count is only known to be more than COUNT_CAP (`count_label` says which).
+      cap is reached, PostgreSQL's planner estimate for the query (EXPLAIN) gives the number,
+      unless it is below the cap (statistics older than the rows, before autovacuum analyses
+      the table); then, as on SQLite, the count is only known to be more than COUNT_CAP
+      (`count_label` says which).
     The pages are those of the count: a number past the last page shows the last page, never
     a page the list's page links do not lead to.
     """
@@ -43,7 +45,11 @@ class EstimatedCountPaginator(Paginator):
             return capped
         self.is_estimate = True
         if connection.vendor == "postgresql":
-            return max(_plan_estimate(connection, queryset), capped)
+            planned = _plan_estimate(connection, queryset)
+            if planned > COUNT_CAP:
+                return planned
+        # No estimate (SQLite), or the planner's is below what was counted: the table was
+        # filled since PostgreSQL last analysed it. Only the lower bound is known.
         self.is_lower_bound = True
         return capped
 
