@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from imports.admin.execution_pace import status_label
 from imports.admin.executions import outcome, uploader
 from imports.admin.forms import DocumentImportForm
 from imports.admin.permissions import can_import
@@ -77,7 +78,7 @@ class DocumentImportAdmin(DatamartScopedAdmin):
                     execution.file_name or "—",
                     moment(execution.created_ts),
                     uploader(execution),
-                    execution.status,
+                    status_label(execution),
                     outcome(execution),
                 )
                 for execution in executions[:RECENT_EXECUTIONS]

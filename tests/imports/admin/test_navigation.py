@@ -44,6 +44,7 @@ def test_a_document_imports_page_lists_its_executions(
         f'href="{EXECUTIONS}{first.pk}/change/"'
     )
     assert "again.csv" in page and "2 created · 2 errors" in page
+    assert page.count("SUCCEEDED · 2 of 4 lines failed") == 2  # as every status is shown
 
 
 def test_the_exports_list_links_each_written_file(datamart, importer, importer_client):
