@@ -46,14 +46,14 @@ class CompartmentAdmin(DatamartScopedAdmin):
                 compartment=form.instance,
                 name=data["name"],
                 # The form's choice; the stored value where it is read-only (the default).
-                is_default=form.instance.is_default,
+                is_default=form.instance.is_default or form.make_default,
                 list_properties=data["list_properties"],
             )
         return compartment_add(
             datamart=data["datamart"],
             compartment_id=data["compartment_id"],
             name=data["name"],
-            is_default=data["is_default"],
+            is_default=form.make_default,
             list_properties=data["list_properties"],
         )
 

@@ -376,6 +376,20 @@ class CompartmentForm(ScopedModelForm):
         model = Compartment
         fields = ["datamart", "compartment_id", "name", "is_default", "list_properties"]
         labels = {"is_default": "Default compartment"}
+        help_texts = {
+            "is_default": "Ticked, this compartment becomes the datamart's default in place of "
+            "the current one: profiles that name no compartment (API, import lines) go here."
+        }
+
+    make_default = False
+
+    def clean(self):
+        cleaned = super().clean()
+        # One default per datamart: the services move the default in one transaction. Kept off
+        # the instance, so the model's own check does not refuse a second default before they
+        # run ("Constraint one_default_compartment is violated", on the add form).
+        self.make_default = bool(cleaned.pop("is_default", False))
+        return cleaned
 
 
 class ApiTokenAddForm(ScopedModelForm):

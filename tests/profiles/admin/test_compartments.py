@@ -56,6 +56,29 @@ def test_profile_list_columns_of_a_compartment_are_checked(
     assert error in str(response.context["adminform"].form.errors["list_properties"])
 
 
+def test_adding_a_compartment_as_the_default_moves_the_default(datamart, alice, login):
+    """As the change form does (the add form said "Constraint one_default_compartment is
+    violated"), and the box says what it does."""
+    client = login(alice)
+    assert "in place of the current one" in client.get(COMPARTMENTS + "add/").content.decode()
+    response = client.post(
+        COMPARTMENTS + "add/",
+        {
+            "datamart": datamart.pk,
+            "compartment_id": 1800,
+            "name": "Web",
+            "is_default": "on",
+            "list_properties": "[]",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    assert list(
+        Compartment.objects.filter(datamart=datamart, is_default=True).values_list(
+            "compartment_id", flat=True
+        )
+    ) == [1800]
+
+
 def test_adding_a_compartment_through_the_admin(datamart, alice, login):
     response = login(alice).post(
         COMPARTMENTS + "add/",
