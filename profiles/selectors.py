@@ -15,7 +15,7 @@ from operator import or_
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 
@@ -118,6 +118,14 @@ def user_point_profiles(*, user_point: UserPoint) -> QuerySet[UserProfile]:
     return UserProfile.objects.filter(user_point=user_point).select_related("compartment")
 
 
+def with_profile_existing(changes: QuerySet[ProfileChange]) -> QuerySet[ProfileChange]:
+    """Each change with `profile_exists`: whether its profile is still stored (deleted or
+    erased since, a link to it would lead nowhere). One index probe a row."""
+    return changes.annotate(
+        profile_exists=Exists(UserProfile.objects.filter(pk=OuterRef("profile_id")))
+    )
+
+
 def profile_changes(*, profile: UserProfile) -> QuerySet[ProfileChange]:
     """A profile's recorded changes, newest first: found through its user point's index."""
     return ProfileChange.objects.filter(
@@ -127,8 +135,10 @@ def profile_changes(*, profile: UserProfile) -> QuerySet[ProfileChange]:
 
 def user_point_changes(*, user_point: UserPoint) -> QuerySet[ProfileChange]:
     """The recorded changes of all the point's profiles, deleted ones included."""
-    return ProfileChange.objects.filter(user_point_id=user_point.pk).select_related(
-        "user", "api_token"
+    return with_profile_existing(
+        ProfileChange.objects.filter(user_point_id=user_point.pk).select_related(
+            "user", "api_token"
+        )
     )
 
 

@@ -21,7 +21,12 @@ from profiles.admin.counted_lists import EstimatedCountListMixin
 from profiles.admin.display import moment, moment_text, object_link
 from profiles.admin.scoping import DatamartListFilter, DatamartScopedAdmin, visible_datamart_ids
 from profiles.models import ProfileChange, UserPoint, UserProfile
-from profiles.selectors import own_account_q, point_ids_matching, profile_change_values_after
+from profiles.selectors import (
+    own_account_q,
+    point_ids_matching,
+    profile_change_values_after,
+    with_profile_existing,
+)
 
 HISTORY_ROWS = 50  # on a profile's or point's page; its HISTORY button pages through all
 HISTORY_PAGE_ROWS = 100
@@ -80,11 +85,12 @@ def change_link(change: ProfileChange) -> SafeString:
 
 
 def profile_cell(change: ProfileChange) -> str:
-    """The profile a change names, linked while it may still exist; an erasure names none."""
+    """The profile a change names, linked while it is stored (`with_profile_existing`; deleted
+    or erased since, the label alone); an erasure names none."""
     if change.action == ProfileChange.Action.ERASED:
         return "—"
     label = f"{change.compartment_id}/{change.user_account_id or 'anonymous'}"
-    if change.action == ProfileChange.Action.DELETED:
+    if change.action == ProfileChange.Action.DELETED or not getattr(change, "profile_exists", True):
         return label
     return format_html(
         '<a href="{}">{}</a>',
@@ -172,6 +178,9 @@ class ProfileChangeAdmin(EstimatedCountListMixin, DatamartScopedAdmin):
     sortable_by = ()
     search_fields = ("=user_account_id",)
     search_help_text = "Exact account id, email hash, user agent id or user point id."
+
+    def get_queryset(self, request):
+        return with_profile_existing(super().get_queryset(request))
 
     def get_list_display(self, request):
         @admin.display(description="Made by")

@@ -3,6 +3,8 @@ same erasure as the API's, recorded as the staff user's."""
 
 from __future__ import annotations
 
+import re
+
 from profiles.models import ProfileChange, UserPoint
 
 POINTS = "/admin/profiles/userpoint/"
@@ -35,6 +37,12 @@ def test_erasing_asks_for_confirmation_then_erases_as_the_staff_user(
     history = client.get("/admin/profiles/profilechange/").content.decode()
     assert '<td class="field-action">Erased</td>' in history
     assert "erase-me-account" not in history
+    # The erased profile's earlier changes link nowhere: their profile is gone.
+    profile_links = re.findall(r'href="(/admin/profiles/userprofile/\d+/change/)"', history)
+    assert profile_links == []
+    kept = make_profile(datamart, "kept-account", {"firstname": "Bo"})
+    history = client.get("/admin/profiles/profilechange/").content.decode()
+    assert f'href="/admin/profiles/userprofile/{kept.pk}/change/"' in history
 
 
 def test_the_points_page_offers_the_erasure(datamart, make_profile, alice, login):
