@@ -37,6 +37,7 @@ class PropertiesEditorWidget(JSONEditorWidget):
 
     class Media:
         css = {"all": ("profiles/json_editor.css",)}
+        js = ("profiles/json_editor.js",)  # text that does not parse is sent, not dropped
 
     def __init__(self, **kwargs):
         kwargs.setdefault("mode", "tree")

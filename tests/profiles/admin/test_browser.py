@@ -98,3 +98,30 @@ def test_staff_member_edits_a_nested_property_and_reads_it_in_the_history(
     other = logged_in_page(browser, live_server, "bob")
     response = other.goto(f"{live_server.url}/admin/profiles/userprofile/{customer.pk}/change/")
     assert response.status == 404
+
+
+def test_text_typed_in_the_code_view_that_is_no_json_is_refused_not_dropped(
+    transactional_db, live_server, browser, customer, alice
+):
+    """django-json-widget sent the last text that parsed: the typed one was lost and the page
+    said nothing changed. It is sent as typed, and the field says why it is refused."""
+    page = logged_in_page(browser, live_server, "alice")
+    page.goto(f"{live_server.url}/admin/profiles/userprofile/{customer.pk}/change/")
+    page.wait_for_selector(".jsoneditor-tree")
+    page.click(".field-properties button.jsoneditor-modes")
+    page.click(".jsoneditor-contextmenu button:has-text('Code')")
+    page.wait_for_selector(".field-properties .ace_editor")
+    page.click(".field-properties .ace_content")
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text('{"firstname": "Typed", "age": 99,}')
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".errornote")
+    assert "Enter a valid JSON" in page.locator(".field-properties .errorlist").inner_text()
+    # The refused text is back in the Code view, as typed, to fix.
+    page.wait_for_selector(".field-properties .ace_editor")
+    assert page.evaluate("document.getElementById('id_properties').jsonEditor.getText()") == (
+        '{"firstname": "Typed", "age": 99,}'
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "admin-profile-invalid-json.png"), full_page=True)
+    assert UserProfile.objects.get(pk=customer.pk).properties == customer.properties
