@@ -171,6 +171,7 @@ class UserPointAdmin(ChangeHistoryMixin, EstimatedCountListMixin, DatamartScoped
                     "title": "Erase these people?",
                     "opts": self.model._meta,
                     "points": [(point, self.identifiers(point)) for point in points],
+                    "points_counted": count_noun(len(points), "user point"),
                     "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                     "media": self.media,
                 },

@@ -27,6 +27,7 @@ def test_erasing_asks_for_confirmation_then_erases_as_the_staff_user(
     assert (
         "erase-me-account" in page.content.decode() and "cannot be undone" in page.content.decode()
     )
+    assert 'value="Yes, erase 1 user point"' in page.content.decode()
     assert UserPoint.objects.filter(pk=point.pk).exists()
 
     assert erase(client, point, confirm=True).status_code == 302
