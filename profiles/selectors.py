@@ -135,10 +135,8 @@ def profile_changes(*, profile: UserProfile) -> QuerySet[ProfileChange]:
 
 def user_point_changes(*, user_point: UserPoint) -> QuerySet[ProfileChange]:
     """The recorded changes of all the point's profiles, deleted ones included."""
-    return with_profile_existing(
-        ProfileChange.objects.filter(user_point_id=user_point.pk).select_related(
-            "user", "api_token"
-        )
+    return ProfileChange.objects.filter(user_point_id=user_point.pk).select_related(
+        "user", "api_token"
     )
 
 

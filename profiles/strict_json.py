@@ -25,10 +25,9 @@ import re
 from typing import Any
 
 from profiles.commands import describe_value
+from profiles.validation import MAX_INT, MIN_INT
 
 MAX_JSON_DEPTH = 64
-MAX_INT = 2**63 - 1
-MIN_INT = -(2**63)  # signed 64 bits: one more below zero than above
 
 
 class StrictJsonError(ValueError):

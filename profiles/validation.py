@@ -33,7 +33,7 @@ MAX_KEY_LENGTH = 256
 MAX_USER_ACCOUNT_ID_LENGTH = 255  # the column's max_length
 MAX_COMPARTMENT_ID = 2**31 - 1  # PositiveIntegerField
 MAX_INT = 2**63 - 1  # SQLite JSON and JS clients lose bigger integers
-MIN_INT = -(2**63)
+MIN_INT = -(2**63)  # signed 64 bits: one more below zero than above
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 # Invisible characters that are not format or control ones: the Default_Ignorable_Code_Point

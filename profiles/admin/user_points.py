@@ -21,7 +21,7 @@ from profiles.admin.scoping import (
 from profiles.errors import ProfileError
 from profiles.history import ChangeSource
 from profiles.models import ProfileChange, UserAccount, UserAgent, UserEmail, UserPoint, UserProfile
-from profiles.selectors import point_ids_matching, user_point_changes
+from profiles.selectors import point_ids_matching, user_point_changes, with_profile_existing
 from profiles.services import (
     identifier_attach,
     user_point_create,
@@ -132,7 +132,7 @@ class UserPointAdmin(ChangeHistoryMixin, EstimatedCountListMixin, DatamartScoped
     history_with_profile = True
 
     def recorded_changes(self, obj):
-        return user_point_changes(user_point=obj)
+        return with_profile_existing(user_point_changes(user_point=obj))
 
     def save_form(self, request, form, change):
         if change:
